@@ -1,0 +1,14 @@
+//! RFC 3161 Time-Stamp Authority.
+//!
+//! The protocol core (`asn1`, `protocol`, `certcheck`) is pure: bytes in, bytes out, no I/O.
+//! Keys sit behind [`signer::Signer`] with two back ends (`pkcs11`, `software`); certificates
+//! for a key are made by `certgen`.
+#![forbid(unsafe_code)]
+
+pub mod asn1;
+pub mod certcheck;
+pub mod certgen;
+pub mod pkcs11;
+pub mod protocol;
+pub mod signer;
+pub mod software;
