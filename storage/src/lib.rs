@@ -1,1 +1,573 @@
-//! placeholder
+//! hozon's storage: the one place that talks to RocksDB.
+//!
+//! - column families are declared once in [`Cf`], each with its purpose;
+//! - keys and values are typed through [`Table`] and [`Codec`];
+//! - writes go through [`Batch`], atomic across column families, committed either
+//!   [`Durability::Durable`] (WAL fsynced before `commit` returns: use it for anything
+//!   acknowledged to a client) or [`Durability::Buffered`];
+//! - bulk reads use [`Snapshot`], a consistent point-in-time view;
+//! - [`Store::checkpoint`] makes an online, consistent copy (hard links where possible).
+//!
+//! A format version is stored in [`Cf::Meta`] and checked before the store is opened for
+//! writing, so that an older binary never writes into a newer store. Opening never creates or
+//! changes anything when it fails: the path is checked first (a file, an unwritable place,
+//! something that is not a store), then the version is read without writing, and only then is
+//! the store opened for writing, where a lock held by another process is reported as such.
+//!
+//! This crate knows nothing of cryptography; values are bytes to it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cf;
+mod codec;
+
+use std::path::{Path, PathBuf};
+
+pub use cf::Cf;
+pub use codec::{Codec, CodecError, Table};
+use rocksdb::{
+    checkpoint::Checkpoint, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    Options, ReadOptions, WriteOptions, DB,
+};
+
+/// On-disk format version written by this build. Bump it on any incompatible change to column
+/// families or encodings, together with a migration.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Keys of the [`Cf::Meta`] column family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaKey {
+    /// [`FORMAT_VERSION`] of the writer that created the store (u32, big-endian).
+    FormatVersion,
+    /// Random identity of this store, fixed at creation (bytes).
+    InstanceId,
+    /// The next TSA serial counter value not yet reserved (u64, big-endian).
+    TsaSerialReserved,
+}
+
+impl MetaKey {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            MetaKey::FormatVersion => b"format_version",
+            MetaKey::InstanceId => b"instance_id",
+            MetaKey::TsaSerialReserved => b"tsa_serial_reserved",
+        }
+    }
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The path exists and is not a directory.
+    #[error("store path {0} is a file, not a directory")]
+    NotADirectory(PathBuf),
+    /// The directory (or its parent, for a new store) cannot be written.
+    #[error("store path {path} is not writable: {reason}")]
+    NotWritable {
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// The directory holds files but no RocksDB store.
+    #[error("{0} is not empty and is not a hozon store (no CURRENT file); refusing to touch it")]
+    NotAStore(PathBuf),
+    /// Another process (or another handle in this one) has the store open.
+    #[error("store {0} is locked by another process (is a hozon server already running on it?)")]
+    Locked(PathBuf),
+    /// The store was written by a newer hozon.
+    #[error("store {path} has format version {found}; this hozon reads up to {supported}; upgrade hozon")]
+    NewerFormat {
+        /// The path.
+        path: PathBuf,
+        /// Version on disk.
+        found: u32,
+        /// Highest version this build reads.
+        supported: u32,
+    },
+    /// RocksDB found damaged data, or the store's own metadata is unreadable.
+    #[error("store {path} is corrupted: {reason}")]
+    Corrupted {
+        /// The path.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// A stored key or value does not decode as its table's type.
+    #[error("in column family {cf}: {source}")]
+    Codec {
+        /// Column family name.
+        cf: &'static str,
+        /// The decoding error.
+        #[source]
+        source: CodecError,
+    },
+    /// Any other RocksDB or I/O failure.
+    #[error("storage I/O at {path}: {reason}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// The write-ahead log is fsynced before `commit` returns; the write survives power loss.
+    /// Use it for everything acknowledged to a client.
+    Durable,
+    /// Written to the WAL (survives a process crash) but not fsynced; for rebuildable data.
+    Buffered,
+}
+
+/// An open hozon store.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_paranoid_checks(true);
+    // Bounded background work on a 2-core machine; RocksDB's default is 2 as well.
+    opts.set_max_background_jobs(2);
+    opts
+}
+
+fn cf_options(cf: Cf) -> Options {
+    let mut opts = Options::default();
+    if cf.compressed() {
+        opts.set_compression_type(DBCompressionType::Zstd);
+        opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+    } else {
+        opts.set_compression_type(DBCompressionType::None);
+    }
+    opts
+}
+
+impl Store {
+    /// Open the store at `path`, creating it (and only its last path component) if it does
+    /// not exist. See the crate documentation for what is checked before anything is written.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let existed = Self::check_path(&path)?;
+        if existed {
+            Self::check_version_read_only(&path)?;
+        } else if !path.exists() {
+            std::fs::create_dir(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                    StorageError::NotWritable {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                }
+                _ => StorageError::Io {
+                    path: path.clone(),
+                    reason: format!("cannot create directory: {e}"),
+                },
+            })?;
+        }
+        let descriptors = Cf::ALL
+            .iter()
+            .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
+        let db = DB::open_cf_descriptors(&db_options(), &path, descriptors)
+            .map_err(|e| classify(&path, e))?;
+        let store = Store { db, path };
+        match store.meta_u32(MetaKey::FormatVersion)? {
+            None => {
+                let mut batch = store.batch();
+                batch.put_meta(MetaKey::FormatVersion, &FORMAT_VERSION.encode());
+                let id: [u8; 16] = random_bytes()?;
+                batch.put_meta(MetaKey::InstanceId, &id);
+                store.commit(batch, Durability::Durable)?;
+            }
+            Some(v) if v > FORMAT_VERSION => {
+                return Err(StorageError::NewerFormat {
+                    path: store.path.clone(),
+                    found: v,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(_) => {}
+        }
+        Ok(store)
+    }
+
+    /// Validate the path before touching it; returns whether a store already exists there.
+    fn check_path(path: &Path) -> Result<bool, StorageError> {
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_dir() => Err(StorageError::NotADirectory(path.to_path_buf())),
+            Ok(_) => {
+                if path.join("CURRENT").exists() {
+                    writable(path)?;
+                    Ok(true)
+                } else {
+                    let empty = std::fs::read_dir(path)
+                        .map_err(|e| StorageError::Io {
+                            path: path.to_path_buf(),
+                            reason: e.to_string(),
+                        })?
+                        .next()
+                        .is_none();
+                    if empty {
+                        // An empty directory (made by an operator or a test): the store is
+                        // created inside it.
+                        writable(path)?;
+                        Ok(false)
+                    } else {
+                        Err(StorageError::NotAStore(path.to_path_buf()))
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Read the format version without writing anything (read-only open takes no lock and
+    /// replays no log into the store).
+    fn check_version_read_only(path: &Path) -> Result<(), StorageError> {
+        let opts = Options::default();
+        let existing = DB::list_cf(&opts, path).map_err(|e| classify(path, e))?;
+        if !existing.iter().any(|n| n == Cf::Meta.name()) {
+            return Err(StorageError::Corrupted {
+                path: path.to_path_buf(),
+                reason: "no meta column family: not written by hozon".into(),
+            });
+        }
+        let db = DB::open_cf_for_read_only(&opts, path, &existing, false)
+            .map_err(|e| classify(path, e))?;
+        let meta = db
+            .cf_handle(Cf::Meta.name())
+            .ok_or_else(|| StorageError::Corrupted {
+                path: path.to_path_buf(),
+                reason: "meta column family missing".into(),
+            })?;
+        let raw = db
+            .get_cf(meta, MetaKey::FormatVersion.bytes())
+            .map_err(|e| classify(path, e))?;
+        match raw {
+            None => Err(StorageError::Corrupted {
+                path: path.to_path_buf(),
+                reason: "no format version recorded".into(),
+            }),
+            Some(bytes) => {
+                let found = u32::decode(&bytes).map_err(|e| StorageError::Corrupted {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                if found > FORMAT_VERSION {
+                    Err(StorageError::NewerFormat {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The random 16-byte identity fixed when the store was created.
+    pub fn instance_id(&self) -> Result<[u8; 16], StorageError> {
+        let raw = self
+            .meta_get(MetaKey::InstanceId)?
+            .ok_or_else(|| StorageError::Corrupted {
+                path: self.path.clone(),
+                reason: "no instance id".into(),
+            })?;
+        <[u8; 16]>::decode(&raw).map_err(|source| StorageError::Codec {
+            cf: Cf::Meta.name(),
+            source,
+        })
+    }
+
+    /// Read a raw meta value.
+    pub fn meta_get(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db
+            .get_cf(self.cf(Cf::Meta), key.bytes())
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    fn meta_u32(&self, key: MetaKey) -> Result<Option<u32>, StorageError> {
+        self.meta_get(key)?
+            .map(|b| {
+                u32::decode(&b).map_err(|source| StorageError::Codec {
+                    cf: Cf::Meta.name(),
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    /// Read a meta value as a big-endian u64.
+    pub fn meta_u64(&self, key: MetaKey) -> Result<Option<u64>, StorageError> {
+        self.meta_get(key)?
+            .map(|b| {
+                u64::decode(&b).map_err(|source| StorageError::Codec {
+                    cf: Cf::Meta.name(),
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+        // Every Cf is created at open, so the handle always exists.
+        self.db
+            .cf_handle(cf.name())
+            .unwrap_or_else(|| unreachable!("column family {} opened with the store", cf.name()))
+    }
+
+    /// Read one record.
+    pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError> {
+        let raw = self
+            .db
+            .get_pinned_cf(self.cf(T::CF), key.encode())
+            .map_err(|e| classify(&self.path, e))?;
+        raw.map(|b| decode::<T::Value>(T::CF, &b)).transpose()
+    }
+
+    /// Whether a record exists.
+    pub fn contains<T: Table>(&self, key: &T::Key) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(T::CF), key.encode())
+            .map_err(|e| classify(&self.path, e))?
+            .is_some())
+    }
+
+    /// The record with the greatest key, if any.
+    pub fn last<T: Table>(&self) -> Result<Option<(T::Key, T::Value)>, StorageError> {
+        let mut it = self.db.iterator_cf(self.cf(T::CF), IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(r) => {
+                let (k, v) = r.map_err(|e| classify(&self.path, e))?;
+                Ok(Some((
+                    decode::<T::Key>(T::CF, &k)?,
+                    decode::<T::Value>(T::CF, &v)?,
+                )))
+            }
+        }
+    }
+
+    /// Start an atomic write batch.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            store: self,
+            inner: rocksdb::WriteBatch::default(),
+        }
+    }
+
+    /// Apply a batch atomically: after a crash either all of it is there or none of it.
+    pub fn commit(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(durability == Durability::Durable);
+        self.db
+            .write_opt(batch.inner, &wo)
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// A consistent point-in-time view for bulk reads.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            store: self,
+            snap: self.db.snapshot(),
+        }
+    }
+
+    /// Write a consistent copy of the store to `dest` (which must not exist), while the store
+    /// stays open. Files are hard-linked when `dest` is on the same file system.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<(), StorageError> {
+        let dest = dest.as_ref();
+        if dest.exists() {
+            return Err(StorageError::Io {
+                path: dest.to_path_buf(),
+                reason: "checkpoint destination already exists".into(),
+            });
+        }
+        self.db
+            .flush_wal(true)
+            .map_err(|e| classify(&self.path, e))?;
+        let cp = Checkpoint::new(&self.db).map_err(|e| classify(&self.path, e))?;
+        cp.create_checkpoint(dest).map_err(|e| classify(dest, e))
+    }
+
+    /// Flush memtables to disk (for orderly shutdown and before measurements).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        for cf in Cf::ALL {
+            self.db
+                .flush_cf(self.cf(cf))
+                .map_err(|e| classify(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// An atomic set of writes across column families; apply with [`Store::commit`].
+pub struct Batch<'s> {
+    store: &'s Store,
+    inner: rocksdb::WriteBatch,
+}
+
+impl Batch<'_> {
+    /// Insert or replace a record.
+    pub fn put<T: Table>(&mut self, key: &T::Key, value: &T::Value) {
+        self.inner
+            .put_cf(self.store.cf(T::CF), key.encode(), value.encode());
+    }
+
+    /// Delete a record (no error if absent).
+    pub fn delete<T: Table>(&mut self, key: &T::Key) {
+        self.inner.delete_cf(self.store.cf(T::CF), key.encode());
+    }
+
+    /// Set a meta value.
+    pub fn put_meta(&mut self, key: MetaKey, value: &[u8]) {
+        self.inner
+            .put_cf(self.store.cf(Cf::Meta), key.bytes(), value);
+    }
+
+    /// Number of writes in the batch.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+/// A consistent point-in-time view of the store.
+pub struct Snapshot<'s> {
+    store: &'s Store,
+    snap: rocksdb::SnapshotWithThreadMode<'s, DB>,
+}
+
+impl<'s> Snapshot<'s> {
+    /// Read one record as of the snapshot.
+    pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError> {
+        let raw = self
+            .snap
+            .get_cf(self.store.cf(T::CF), key.encode())
+            .map_err(|e| classify(&self.store.path, e))?;
+        raw.map(|b| decode::<T::Value>(T::CF, &b)).transpose()
+    }
+
+    /// Iterate a whole table in key order.
+    pub fn iter<T: Table>(
+        &self,
+    ) -> impl Iterator<Item = Result<(T::Key, T::Value), StorageError>> + '_ {
+        self.iter_mode::<T>(IteratorMode::Start)
+    }
+
+    /// Iterate a table in key order from `start` (inclusive).
+    pub fn iter_from<T: Table>(
+        &self,
+        start: &T::Key,
+    ) -> impl Iterator<Item = Result<(T::Key, T::Value), StorageError>> + '_ {
+        let start = start.encode();
+        self.iter_mode::<T>(IteratorMode::From(&start, Direction::Forward))
+    }
+
+    fn iter_mode<T: Table>(
+        &self,
+        mode: IteratorMode<'_>,
+    ) -> impl Iterator<Item = Result<(T::Key, T::Value), StorageError>> + '_ {
+        let mut ro = ReadOptions::default();
+        // A bulk scan should not evict the hot working set from the block cache.
+        ro.fill_cache(false);
+        ro.set_verify_checksums(true);
+        let path = &self.store.path;
+        self.snap
+            .iterator_cf_opt(self.store.cf(T::CF), ro, mode)
+            .map(move |r| {
+                let (k, v) = r.map_err(|e| classify(path, e))?;
+                Ok((decode::<T::Key>(T::CF, &k)?, decode::<T::Value>(T::CF, &v)?))
+            })
+    }
+}
+
+fn decode<C: Codec>(cf: Cf, bytes: &[u8]) -> Result<C, StorageError> {
+    C::decode(bytes).map_err(|source| StorageError::Codec {
+        cf: cf.name(),
+        source,
+    })
+}
+
+fn classify(path: &Path, e: rocksdb::Error) -> StorageError {
+    let msg = e.to_string();
+    match e.kind() {
+        rocksdb::ErrorKind::Corruption => StorageError::Corrupted {
+            path: path.to_path_buf(),
+            reason: msg,
+        },
+        rocksdb::ErrorKind::IOError if msg.contains("lock") => {
+            StorageError::Locked(path.to_path_buf())
+        }
+        rocksdb::ErrorKind::IOError
+            if msg.contains("Permission denied") || msg.contains("Read-only file system") =>
+        {
+            StorageError::NotWritable {
+                path: path.to_path_buf(),
+                reason: msg,
+            }
+        }
+        _ => StorageError::Io {
+            path: path.to_path_buf(),
+            reason: msg,
+        },
+    }
+}
+
+/// Check that the process may create files in `dir` without creating any.
+fn writable(dir: &Path) -> Result<(), StorageError> {
+    let md = std::fs::metadata(dir).map_err(|e| StorageError::Io {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if md.permissions().readonly() {
+        return Err(StorageError::NotWritable {
+            path: dir.to_path_buf(),
+            reason: "directory is read-only".into(),
+        });
+    }
+    // Mode bits do not tell the whole story (root, ACLs, read-only mounts); ask the kernel.
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).map_err(|e| StorageError::NotWritable {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], StorageError> {
+    use std::io::Read;
+    let mut buf = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| StorageError::Io {
+            path: PathBuf::from("/dev/urandom"),
+            reason: e.to_string(),
+        })?;
+    Ok(buf)
+}

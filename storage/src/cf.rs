@@ -1,0 +1,60 @@
+//! Every column family hozon uses, declared once.
+//!
+//! A column family is RocksDB's unit of key space with its own options; each [`Cf`] below is
+//! one logical table. Adding one is safe (it is created at the next open); renaming or removing
+//! one is a format change and must bump [`crate::FORMAT_VERSION`].
+
+/// The column families of a hozon store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cf {
+    /// Store-wide facts: format version, instance identity, counters (keys: [`crate::MetaKey`]).
+    Meta,
+    /// TSA audit log: one record per issued token, hash-chained, keyed by issue sequence.
+    TsaAudit,
+    /// Archived document bytes, content-addressed by their SHA-256.
+    Documents,
+    /// Validation data captured at ingest (signer chain, CRLs/OCSP, signature timestamp).
+    Validation,
+    /// Documents waiting for the next sealed batch, keyed by arrival sequence.
+    Pending,
+    /// Sealed batches: Merkle root, timestamp token, hash algorithm, renewal history.
+    Batches,
+    /// Merkle tree nodes of sealed batches, so a reduced hash tree is O(log n) reads.
+    Tree,
+    /// Long-running jobs (sealing, renewal, bulk verification) and their resumable state.
+    Jobs,
+}
+
+impl Cf {
+    /// All column families, in declaration order.
+    pub const ALL: [Cf; 8] = [
+        Cf::Meta,
+        Cf::TsaAudit,
+        Cf::Documents,
+        Cf::Validation,
+        Cf::Pending,
+        Cf::Batches,
+        Cf::Tree,
+        Cf::Jobs,
+    ];
+
+    /// The name RocksDB knows the column family by. Never change a name: it is on disk.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::TsaAudit => "tsa_audit",
+            Cf::Documents => "documents",
+            Cf::Validation => "validation",
+            Cf::Pending => "pending",
+            Cf::Batches => "batches",
+            Cf::Tree => "tree",
+            Cf::Jobs => "jobs",
+        }
+    }
+
+    /// Whether values are large and worth block compression with zstd (all of them except the
+    /// tiny bookkeeping families, where compression only costs CPU).
+    pub(crate) const fn compressed(self) -> bool {
+        !matches!(self, Cf::Meta | Cf::Pending)
+    }
+}

@@ -1,0 +1,239 @@
+//! Behaviour of an open store: typed round trips, atomic batches, snapshots, checkpoints,
+//! and the errors for bad store paths (nothing created or changed when opening fails).
+
+mod common;
+
+use common::{digest, value_for, Docs, Pend};
+use hozon_storage::{Durability, StorageError, Store, FORMAT_VERSION};
+use std::path::Path;
+
+#[test]
+fn typed_round_trip_and_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db")).unwrap();
+    assert_eq!(store.get::<Docs>(&1).unwrap(), None);
+    let mut b = store.batch();
+    for seq in [3u64, 1, 2] {
+        b.put::<Docs>(&seq, &value_for(seq, 4096));
+        b.put::<Pend>(&seq, &digest(&value_for(seq, 4096)));
+    }
+    assert_eq!(b.len(), 6);
+    store.commit(b, Durability::Durable).unwrap();
+    assert_eq!(store.get::<Docs>(&2).unwrap().unwrap(), value_for(2, 4096));
+    assert!(store.contains::<Pend>(&3).unwrap());
+    // Keys are big-endian, so the last key is the numerically greatest.
+    let (k, _) = store.last::<Docs>().unwrap().unwrap();
+    assert_eq!(k, 3);
+    let mut b = store.batch();
+    b.delete::<Docs>(&3);
+    store.commit(b, Durability::Buffered).unwrap();
+    assert_eq!(store.last::<Docs>().unwrap().unwrap().0, 2);
+}
+
+#[test]
+fn reopen_keeps_data_and_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    let id = {
+        let store = Store::open(&p).unwrap();
+        let mut b = store.batch();
+        b.put::<Docs>(&7, &b"seven".to_vec());
+        store.commit(b, Durability::Durable).unwrap();
+        store.instance_id().unwrap()
+    };
+    let store = Store::open(&p).unwrap();
+    assert_eq!(store.instance_id().unwrap(), id);
+    assert_eq!(store.get::<Docs>(&7).unwrap().unwrap(), b"seven");
+}
+
+#[test]
+fn snapshot_is_point_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db")).unwrap();
+    let mut b = store.batch();
+    for seq in 0..100u64 {
+        b.put::<Docs>(&seq, &value_for(seq, 512));
+    }
+    store.commit(b, Durability::Buffered).unwrap();
+    let snap = store.snapshot();
+    let mut b = store.batch();
+    for seq in 100..200u64 {
+        b.put::<Docs>(&seq, &value_for(seq, 512));
+    }
+    b.delete::<Docs>(&0);
+    store.commit(b, Durability::Buffered).unwrap();
+    let seen: Vec<u64> = snap.iter::<Docs>().map(|r| r.unwrap().0).collect();
+    assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    assert!(snap.get::<Docs>(&0).unwrap().is_some());
+    let from: Vec<u64> = snap.iter_from::<Docs>(&90).map(|r| r.unwrap().0).collect();
+    assert_eq!(from, (90..100).collect::<Vec<_>>());
+    // A fresh snapshot sees the later batch.
+    assert_eq!(store.snapshot().iter::<Docs>().count(), 199);
+}
+
+#[test]
+fn checkpoint_is_an_openable_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db")).unwrap();
+    let mut b = store.batch();
+    b.put::<Docs>(&1, &value_for(1, 4096));
+    store.commit(b, Durability::Durable).unwrap();
+    let cp = dir.path().join("backup");
+    store.checkpoint(&cp).unwrap();
+    // Writes after the checkpoint do not reach it.
+    let mut b = store.batch();
+    b.put::<Docs>(&2, &value_for(2, 4096));
+    store.commit(b, Durability::Durable).unwrap();
+    assert!(matches!(
+        store.checkpoint(&cp),
+        Err(StorageError::Io { .. })
+    ));
+    drop(store);
+    let copy = Store::open(&cp).unwrap();
+    assert_eq!(copy.get::<Docs>(&1).unwrap().unwrap(), value_for(1, 4096));
+    assert_eq!(copy.get::<Docs>(&2).unwrap(), None);
+}
+
+#[test]
+fn wrong_value_type_is_a_codec_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db")).unwrap();
+    let mut b = store.batch();
+    b.put::<Docs>(&1, &vec![1, 2, 3]);
+    store.commit(b, Durability::Buffered).unwrap();
+    // Pend shares nothing with Docs, but reading Docs' bytes as a [u8; 32] must fail cleanly.
+    struct Wrong;
+    impl hozon_storage::Table for Wrong {
+        const CF: hozon_storage::Cf = hozon_storage::Cf::Documents;
+        type Key = u64;
+        type Value = [u8; 32];
+    }
+    let err = store.get::<Wrong>(&1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Codec {
+                cf: "documents",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// Names, sizes and contents of every file below `dir`, to prove a failed open changed nothing.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if dir.is_file() {
+        return vec![(dir.display().to_string(), std::fs::read(dir).unwrap())];
+    }
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_file_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("file");
+    std::fs::write(&f, b"not a store").unwrap();
+    let err = Store::open(&f).unwrap_err();
+    assert!(matches!(err, StorageError::NotADirectory(_)), "{err}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"not a store");
+    assert!(err.to_string().contains("is a file"));
+}
+
+#[test]
+fn a_foreign_directory_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"operator notes").unwrap();
+    let before = tree(dir.path());
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StorageError::NotAStore(_)), "{err}");
+    assert_eq!(tree(dir.path()), before);
+}
+
+#[test]
+fn unwritable_place_creates_nothing() {
+    // Root ignores mode bits, so use a place no one may create in: a read-only file system
+    // (/proc) works as root and as a user alike.
+    let p = Path::new("/proc/hozon-store-test");
+    let err = Store::open(p).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::NotWritable { .. } | StorageError::Io { .. }
+        ),
+        "{err}"
+    );
+    assert!(!p.exists());
+    // And a parent that does not exist is an error, not a recursive mkdir.
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("no/such/parent");
+    assert!(Store::open(&deep).is_err());
+    assert!(!dir.path().join("no").exists());
+}
+
+#[test]
+fn newer_format_is_refused_without_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    {
+        let store = Store::open(&p).unwrap();
+        let mut b = store.batch();
+        b.put_meta(
+            hozon_storage::MetaKey::FormatVersion,
+            &(FORMAT_VERSION + 1).to_be_bytes(),
+        );
+        store.commit(b, Durability::Durable).unwrap();
+        store.flush().unwrap();
+    }
+    let before = tree(&p);
+    let err = Store::open(&p).unwrap_err();
+    match &err {
+        StorageError::NewerFormat {
+            found, supported, ..
+        } => {
+            assert_eq!(*found, FORMAT_VERSION + 1);
+            assert_eq!(*supported, FORMAT_VERSION);
+        }
+        other => panic!("expected NewerFormat, got {other}"),
+    }
+    assert_eq!(tree(&p), before, "a refused open must not change the store");
+}
+
+#[test]
+fn corrupted_store_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    {
+        let store = Store::open(&p).unwrap();
+        let mut b = store.batch();
+        b.put::<Docs>(&1, &value_for(1, 4096));
+        store.commit(b, Durability::Durable).unwrap();
+        store.flush().unwrap();
+    }
+    // Point CURRENT at a manifest that does not exist, then damage every table file.
+    let manifest = std::fs::read_to_string(p.join("CURRENT")).unwrap();
+    std::fs::write(p.join(manifest.trim()), b"garbage that is not a manifest").unwrap();
+    let err = Store::open(&p).unwrap_err();
+    assert!(matches!(err, StorageError::Corrupted { .. }), "{err}");
+}
+
+#[test]
+fn second_open_in_process_reports_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    let _first = Store::open(&p).unwrap();
+    let err = Store::open(&p).unwrap_err();
+    assert!(matches!(err, StorageError::Locked(_)), "{err}");
+    assert!(err.to_string().contains("locked"));
+}
