@@ -1,7 +1,9 @@
 //! Verification of RFC 3161 timestamp tokens, signed FHIR documents and RFC 4998 evidence
 //! records.
 //!
-//! Status: only the crate boundary exists. Token verification, path validation, evidence
-//! records and bulk re-verification are the subject of later issues; nothing here pretends
-//! to verify anything yet.
+//! Status: [`token`] verifies one RFC 3161 time-stamp token (signature, ESS certificate
+//! binding, TSA certificate profile, imprint and nonce). Path validation, algorithm policy,
+//! evidence records and bulk re-verification are the subject of later issues.
 #![forbid(unsafe_code)]
+
+pub mod token;
