@@ -239,31 +239,38 @@ impl Store {
 
     /// Read the format version without writing anything (read-only open takes no lock and
     /// replays no log into the store).
+    ///
+    /// A store without a format version is either an interrupted creation (killed between
+    /// RocksDB creating its files and our first durable write) or damaged. The first holds no
+    /// record at all and is finished by the normal open; the second is reported as corrupted.
     fn check_version_read_only(path: &Path) -> Result<(), StorageError> {
         let opts = Options::default();
         let existing = DB::list_cf(&opts, path).map_err(|e| classify(path, e))?;
-        if !existing.iter().any(|n| n == Cf::Meta.name()) {
-            return Err(StorageError::Corrupted {
-                path: path.to_path_buf(),
-                reason: "no meta column family: not written by hozon".into(),
-            });
-        }
         let db = DB::open_cf_for_read_only(&opts, path, &existing, false)
             .map_err(|e| classify(path, e))?;
-        let meta = db
-            .cf_handle(Cf::Meta.name())
-            .ok_or_else(|| StorageError::Corrupted {
-                path: path.to_path_buf(),
-                reason: "meta column family missing".into(),
-            })?;
-        let raw = db
-            .get_cf(meta, MetaKey::FormatVersion.bytes())
-            .map_err(|e| classify(path, e))?;
-        match raw {
-            None => Err(StorageError::Corrupted {
-                path: path.to_path_buf(),
-                reason: "no format version recorded".into(),
-            }),
+        let version = match db.cf_handle(Cf::Meta.name()) {
+            None => None,
+            Some(meta) => db
+                .get_cf(meta, MetaKey::FormatVersion.bytes())
+                .map_err(|e| classify(path, e))?,
+        };
+        match version {
+            None => {
+                for name in &existing {
+                    let Some(cf) = db.cf_handle(name) else {
+                        continue;
+                    };
+                    if db.iterator_cf(cf, IteratorMode::Start).next().is_some() {
+                        return Err(StorageError::Corrupted {
+                            path: path.to_path_buf(),
+                            reason: format!(
+                                "no format version recorded, but column family {name} holds data"
+                            ),
+                        });
+                    }
+                }
+                Ok(())
+            }
             Some(bytes) => {
                 let found = u32::decode(&bytes).map_err(|e| StorageError::Corrupted {
                     path: path.to_path_buf(),
@@ -446,6 +453,11 @@ impl Batch<'_> {
     pub fn put_meta(&mut self, key: MetaKey, value: &[u8]) {
         self.inner
             .put_cf(self.store.cf(Cf::Meta), key.bytes(), value);
+    }
+
+    /// Remove a meta value (for repair tools and tests).
+    pub fn delete_meta(&mut self, key: MetaKey) {
+        self.inner.delete_cf(self.store.cf(Cf::Meta), key.bytes());
     }
 
     /// Number of writes in the batch.

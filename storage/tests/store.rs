@@ -229,6 +229,25 @@ fn corrupted_store_is_reported() {
 }
 
 #[test]
+fn data_without_a_format_version_is_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    {
+        let store = Store::open(&p).unwrap();
+        let mut b = store.batch();
+        b.put::<Docs>(&1, &value_for(1, 64));
+        // Simulate damage: the version record disappears while data stays.
+        b.delete_meta(hozon_storage::MetaKey::FormatVersion);
+        store.commit(b, Durability::Durable).unwrap();
+    }
+    let err = Store::open(&p).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Corrupted { reason, .. } if reason.contains("holds data")),
+        "{err}"
+    );
+}
+
+#[test]
 fn second_open_in_process_reports_lock() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("db");

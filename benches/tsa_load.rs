@@ -1,0 +1,451 @@
+//! TSA load benchmark: tokens/s and latency over HTTP on loopback, as a ratio to the raw
+//! PKCS#11 sign rate of the same key measured in the same run.
+//!
+//! Run: `cargo bench --bench tsa_load` (env: HOZON_LOAD_SECS per phase, default 15;
+//! HOZON_SOAK_SECS for the memory soak, default 60 — the issue's 10-minute soak is
+//! `HOZON_SOAK_SECS=600`; HOZON_LOAD_CONNS concurrent keep-alive connections, default 16).
+//!
+//! For each key (RSA-2048 PKCS#1 v1.5 SHA-256 and ECDSA P-256, both generated in a fresh
+//! SoftHSM2 token):
+//! 1. raw sign rate: 2 threads signing through the same `Pkcs11Signer` for the phase length;
+//! 2. peak: closed loop, HOZON_LOAD_CONNS keep-alive connections, the server and the load
+//!    generator in this one process on the same 2 cores (the issue's condition);
+//! 3. latency at 70% of peak: open loop at a fixed rate, p50/p99;
+//! 4. soak (RSA only): 70% load for HOZON_SOAK_SECS, RSS sampled each second.
+//!
+//! Every reply is parsed; any non-granted reply is counted and reported.
+//! Finally `openssl ts -reply` started once per request (the script a user would otherwise
+//! write) is timed for comparison.
+
+#[path = "../tests/support/softhsm.rs"]
+mod softhsm;
+
+use hozon_storage::Store;
+use hozon_tsa::audit::AuditWriter;
+use hozon_tsa::clock::{Clock, ClockPolicy, KernelClock};
+use hozon_tsa::issuer::Issuer;
+use hozon_tsa::protocol::TsaConfig;
+use hozon_tsa::serial::SerialAllocator;
+use hozon_tsa::signer::{CertifiedSigner, SignatureScheme, Signer};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[path = "../src/stores.rs"]
+#[allow(dead_code)]
+mod stores;
+
+fn secs(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    // A message the size of real signed attributes.
+    let msg = vec![0x31u8; 180];
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, stop, count, msg) = (signer.clone(), stop.clone(), count.clone(), msg.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    s.sign(&msg).expect("raw sign");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        h.join().unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+}
+
+struct Run {
+    ok: u64,
+    bad: u64,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn granted(body: &[u8]) -> bool {
+    hozon_tsa::client::parse_response(body).is_ok()
+}
+
+/// Closed loop: `conns` tasks each sending requests back to back.
+async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u8>>>) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + dur;
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let ok = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (client, url, lat, ok, bad, reqs) = (
+            client.clone(),
+            url.to_string(),
+            lat.clone(),
+            ok.clone(),
+            bad.clone(),
+            reqs.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = c;
+            let mut local = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/timestamp-query")
+                    .body(reqs[i % reqs.len()].clone())
+                    .send()
+                    .await;
+                let good = match r {
+                    Ok(resp) => resp.bytes().await.map(|b| granted(&b)).unwrap_or(false),
+                    Err(_) => false,
+                };
+                local.push(t.elapsed());
+                if good { &ok } else { &bad }.fetch_add(1, Ordering::Relaxed);
+                i += conns;
+            }
+            lat.lock().unwrap().extend(local);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut l = lat.lock().unwrap().clone();
+    Run {
+        ok: ok.load(Ordering::Relaxed),
+        bad: bad.load(Ordering::Relaxed),
+        rate: ok.load(Ordering::Relaxed) as f64 / elapsed,
+        p50: percentile(&mut l, 0.50),
+        p99: percentile(&mut l, 0.99),
+    }
+}
+
+/// Open loop: requests started at a fixed `rate` regardless of replies.
+async fn open_loop(
+    url: &str,
+    rate: f64,
+    dur: Duration,
+    reqs: Arc<Vec<Vec<u8>>>,
+    rss: Option<&Mutex<Vec<u64>>>,
+) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let ok = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicU64::new(0));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let mut next = start;
+    let mut i = 0usize;
+    let mut last_sample = start;
+    let mut tasks = tokio::task::JoinSet::new();
+    while next < start + dur {
+        tokio::time::sleep_until(next.into()).await;
+        let (client, url, lat, ok, bad, body) = (
+            client.clone(),
+            url.to_string(),
+            lat.clone(),
+            ok.clone(),
+            bad.clone(),
+            reqs[i % reqs.len()].clone(),
+        );
+        let scheduled = next;
+        tasks.spawn(async move {
+            let r = client
+                .post(&url)
+                .header("content-type", "application/timestamp-query")
+                .body(body)
+                .send()
+                .await;
+            let good = match r {
+                Ok(resp) => resp.bytes().await.map(|b| granted(&b)).unwrap_or(false),
+                Err(_) => false,
+            };
+            // Latency from the scheduled start: queueing counts (no coordinated omission).
+            lat.lock().unwrap().push(scheduled.elapsed());
+            if good { &ok } else { &bad }.fetch_add(1, Ordering::Relaxed);
+        });
+        while tasks.try_join_next().is_some() {}
+        if let Some(rss) = rss {
+            if last_sample.elapsed() >= Duration::from_secs(1) {
+                rss.lock().unwrap().push(rss_kib());
+                last_sample = Instant::now();
+            }
+        }
+        i += 1;
+        next += interval;
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut l = lat.lock().unwrap().clone();
+    Run {
+        ok: ok.load(Ordering::Relaxed),
+        bad: bad.load(Ordering::Relaxed),
+        rate: ok.load(Ordering::Relaxed) as f64 / elapsed,
+        p50: percentile(&mut l, 0.50),
+        p99: percentile(&mut l, 0.99),
+    }
+}
+
+fn requests(n: usize) -> Arc<Vec<Vec<u8>>> {
+    Arc::new(
+        (0..n)
+            .map(|i| {
+                let imprint = hozon_tsa::signer::DigestAlgorithm::Sha256.digest(&i.to_be_bytes());
+                hozon_tsa::client::build_request(
+                    hozon_tsa::signer::DigestAlgorithm::Sha256,
+                    &imprint,
+                    Some(&hozon_tsa::client::random_nonce()),
+                    None,
+                    i % 2 == 0,
+                )
+                .unwrap()
+            })
+            .collect(),
+    )
+}
+
+fn bench_key(
+    token: &softhsm::Token,
+    spec: hozon_tsa::pkcs11::KeySpec,
+    scheme: SignatureScheme,
+    label: &str,
+    soak: bool,
+) {
+    let phase = Duration::from_secs(secs("HOZON_LOAD_SECS", 15));
+    let conns = secs("HOZON_LOAD_CONNS", 16) as usize;
+    let signer: Arc<dyn Signer> = Arc::new(token.keygen_and_open(spec, scheme, label, 2));
+    let raw = raw_sign_rate(&signer, phase);
+    let cert = hozon_tsa::certgen::self_signed_tsa_certificate(
+        signer.as_ref(),
+        &hozon_tsa::certgen::TsaCertParams {
+            common_name: format!("bench TSA {label}"),
+            organization: "hozon bench".into(),
+            validity_days: 30,
+            development: true,
+        },
+    )
+    .unwrap();
+    let key = CertifiedSigner::new(signer, vec![cert]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("db")).unwrap());
+    let issuer = Arc::new(Issuer {
+        config: TsaConfig::default(),
+        key,
+        serials: SerialAllocator::new(
+            &store.instance_id().unwrap(),
+            4096,
+            Box::new(stores::StoreCounter::new(store.clone())),
+        ),
+        clock: Clock::new(
+            Box::new(KernelClock),
+            ClockPolicy {
+                require_sync: false,
+                ..ClockPolicy::default()
+            },
+        ),
+        audit: AuditWriter::start(Box::new(stores::StoreAuditSink(store.clone()))).unwrap(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/tsa", listener.local_addr().unwrap());
+        let app = hozon_tsa::http::router(issuer, hozon_tsa::http::HttpOptions::default());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(hozon_tsa::http::serve(listener, app, async {
+            let _ = stop_rx.await;
+        }));
+        let reqs = requests(1024);
+        // Warm up connections and caches.
+        let _ = closed_loop(&url, conns, Duration::from_secs(1), reqs.clone()).await;
+        let peak = closed_loop(&url, conns, phase, reqs.clone()).await;
+        let at70 = open_loop(&url, peak.rate * 0.7, phase, reqs.clone(), None).await;
+        println!(
+            "{label}: raw PKCS#11 sign {raw:.0}/s (2 threads) | peak {:.0} tokens/s = {:.2} of raw \
+             (p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success) | at 70% of peak ({:.0}/s): \
+             p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success",
+            peak.rate,
+            peak.rate / raw,
+            peak.p50.as_secs_f64() * 1e3,
+            peak.p99.as_secs_f64() * 1e3,
+            peak.ok,
+            peak.bad,
+            peak.rate * 0.7,
+            at70.p50.as_secs_f64() * 1e3,
+            at70.p99.as_secs_f64() * 1e3,
+            at70.ok,
+            at70.bad,
+        );
+        if soak {
+            let soak_secs = secs("HOZON_SOAK_SECS", 60);
+            if soak_secs > 0 {
+                let samples = Mutex::new(Vec::new());
+                let s = open_loop(
+                    &url,
+                    peak.rate * 0.7,
+                    Duration::from_secs(soak_secs),
+                    reqs.clone(),
+                    Some(&samples),
+                )
+                .await;
+                let v = samples.into_inner().unwrap();
+                let q = v.len() / 4;
+                let first = v.iter().take(q.max(1)).copied().max().unwrap_or(0);
+                let last = v.iter().rev().take(q.max(1)).copied().max().unwrap_or(0);
+                println!(
+                    "{label}: soak {soak_secs} s at {:.0}/s: {} ok, {} non-success, p99 {:.1} ms, \
+                     RSS max first quarter {first} KiB, last quarter {last} KiB ({:+.1}%)",
+                    peak.rate * 0.7,
+                    s.ok,
+                    s.bad,
+                    s.p99.as_secs_f64() * 1e3,
+                    (last as f64 - first as f64) / first.max(1) as f64 * 100.0
+                );
+            }
+        }
+        let _ = stop_tx.send(());
+        server.await.unwrap().unwrap();
+    });
+}
+
+fn openssl_baseline() {
+    let n = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "k.pem",
+    ]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "[v3]\nextendedKeyUsage=critical,timeStamping\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-new",
+        "-x509",
+        "-key",
+        "k.pem",
+        "-subj",
+        "/CN=openssl TSA",
+        "-days",
+        "30",
+        "-extensions",
+        "v3",
+        "-config",
+        "ext.cnf",
+        "-out",
+        "c.pem",
+    ]);
+    std::fs::write(
+        d.join("ts.cnf"),
+        "[tsa]\ndefault_tsa=tsa1\n[tsa1]\nserial=./serial\nsigner_cert=c.pem\nsigner_key=k.pem\n\
+         signer_digest=sha256\ndefault_policy=1.3.6.1.4.1.32473.3161.1\ndigests=sha256\n\
+         ess_cert_id_alg=sha256\naccuracy=secs:1\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("serial"), "01\n").unwrap();
+    std::fs::write(d.join("data"), "hello").unwrap();
+    run(&[
+        "ts", "-query", "-data", "data", "-sha256", "-cert", "-out", "q.tsq",
+    ]);
+    let t = Instant::now();
+    for _ in 0..n {
+        run(&[
+            "ts",
+            "-reply",
+            "-config",
+            "ts.cnf",
+            "-queryfile",
+            "q.tsq",
+            "-out",
+            "r.tsr",
+        ]);
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "baseline: `openssl ts -reply` once per request (software RSA-2048 key): {rate:.0} tokens/s"
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a plain `cargo test --benches` run passes nothing and
+    // should not spend minutes here.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("tsa_load: run with `cargo bench --bench tsa_load`");
+        return;
+    }
+    let token = softhsm::Token::new("hozon-bench");
+    bench_key(
+        &token,
+        hozon_tsa::pkcs11::KeySpec::Rsa2048,
+        SignatureScheme::RsaPkcs1Sha256,
+        "rsa2048",
+        true,
+    );
+    bench_key(
+        &token,
+        hozon_tsa::pkcs11::KeySpec::EcP256,
+        SignatureScheme::EcdsaP256Sha256,
+        "p256",
+        false,
+    );
+    openssl_baseline();
+}

@@ -1,0 +1,120 @@
+//! The subcommand tree of DESIGN.md §4. A subcommand whose issue is not built yet says so and
+//! exits with status 3; it never pretends to have done its work.
+
+mod demo;
+mod tsa;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status of a subcommand that is not built yet.
+const NOT_BUILT: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "hozon",
+    version,
+    about = "hozon (保存): keeps signed medical documents provably intact and provably dated",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole chain end to end on an embedded default (local store, development key).
+    Demo {
+        /// Data directory for the demo store.
+        #[arg(long, default_value = "./hozon-data")]
+        data: PathBuf,
+    },
+    /// RFC 3161 Time-Stamp Authority.
+    #[command(subcommand)]
+    Tsa(tsa::TsaCommand),
+    /// Archive of signed documents under RFC 4998 evidence records.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// Verify documents, timestamps, evidence records and whole archives.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+    /// Development fixtures: a look-alike HPKI hierarchy and signed FHIR corpora.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Add signed documents (files or directories).
+    Ingest,
+    /// Seal pending documents under one Merkle-batched timestamp.
+    Seal,
+    /// Renew timestamps and hash trees that are due.
+    Renew,
+    /// Export a document with its evidence record.
+    Export,
+    /// Counts, batches and the next renewal due.
+    Status,
+    /// Serve the archive's HTTP ingest API and run periodic jobs.
+    Serve,
+}
+
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Verify one document with its evidence record.
+    Document,
+    /// Verify a bare RFC 3161 timestamp token.
+    Token,
+    /// Re-verify the whole archive under an algorithm policy.
+    Archive,
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Generate a look-alike HPKI hierarchy.
+    Pki,
+    /// Generate a corpus of signed FHIR documents.
+    Corpus,
+}
+
+fn not_built(what: &str, issue: u32) -> ExitCode {
+    eprintln!("hozon {what}: not built yet (tracked in issue #{issue}); nothing was done");
+    ExitCode::from(NOT_BUILT)
+}
+
+/// Print an error with its chain of causes; exit status 2 (usage or I/O), as for every
+/// subcommand that failed before reaching a verdict.
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hozon: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HOZON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parse the command line and run it.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Demo { data } => report(demo::run(&data)),
+        Command::Tsa(cmd) => report(tsa::run(cmd)),
+        Command::Archive(_) => not_built("archive", 6),
+        Command::Verify(VerifyCommand::Archive) => not_built("verify archive", 7),
+        Command::Verify(_) => not_built("verify", 5),
+        Command::Dev(_) => not_built("dev", 4),
+    }
+}

@@ -1,0 +1,217 @@
+//! The HTTP edge of the TSA (RFC 3161 §3.4): `POST /tsa` and `POST /` with
+//! `application/timestamp-query`, answering `application/timestamp-reply`.
+//!
+//! Transport errors are HTTP statuses (415 wrong content type, 413 body too large, 401 missing
+//! or wrong bearer token); everything that reaches the protocol gets a `TimeStampResp`, even a
+//! rejection. Signing runs on blocking threads so the async workers only move bytes.
+
+use crate::clock::SyncStatus;
+use crate::issuer::{Issuer, Outcome};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Media type of a request (RFC 3161 §3.4).
+pub const QUERY_TYPE: &str = "application/timestamp-query";
+/// Media type of a reply (RFC 3161 §3.4).
+pub const REPLY_TYPE: &str = "application/timestamp-reply";
+
+/// Transport settings.
+#[derive(Clone)]
+pub struct HttpOptions {
+    /// Largest accepted request body, bytes (default 16 KiB).
+    pub body_limit: usize,
+    /// If set, every timestamp request must carry `Authorization: Bearer <token>`.
+    pub bearer_token: Option<String>,
+    /// The certificate chain served at `GET /certs`, PEM.
+    pub chain_pem: String,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("body_limit", &self.body_limit)
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            body_limit: 16 * 1024,
+            bearer_token: None,
+            chain_pem: String::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    issuer: Arc<Issuer>,
+    opts: Arc<HttpOptions>,
+}
+
+/// The TSA's routes.
+pub fn router(issuer: Arc<Issuer>, opts: HttpOptions) -> Router {
+    let limit = opts.body_limit;
+    let state = AppState {
+        issuer,
+        opts: Arc::new(opts),
+    };
+    Router::new()
+        .route("/tsa", post(timestamp))
+        .route("/", post(timestamp))
+        .route("/healthz", get(health))
+        .route("/certs", get(certs))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn is_query_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(QUERY_TYPE))
+}
+
+fn authorised(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Constant-time comparison (length is not secret).
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn timestamp(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    if let Some(token) = &st.opts.bearer_token {
+        if !authorised(&headers, token) {
+            metrics::counter!("hozon_tsa_http_refused_total", "reason" => "unauthorised")
+                .increment(1);
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or wrong bearer token\n",
+            )
+                .into_response();
+        }
+    }
+    if !is_query_type(&headers) {
+        metrics::counter!("hozon_tsa_http_refused_total", "reason" => "content_type").increment(1);
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type: {QUERY_TYPE}\n"),
+        )
+            .into_response();
+    }
+    let issuer = st.issuer.clone();
+    let client = peer.to_string();
+    let result = tokio::task::spawn_blocking(move || issuer.handle(&body, &client)).await;
+    let (der, outcome) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "issuing task failed");
+            let rej = crate::protocol::Rejection {
+                failure: crate::protocol::FailureInfo::SystemFailure,
+                text: "internal error".into(),
+            };
+            (
+                crate::protocol::rejection_response(&rej),
+                Outcome::Rejected(rej.failure),
+            )
+        }
+    };
+    metrics::counter!("hozon_tsa_requests_total", "outcome" => outcome.label()).increment(1);
+    metrics::histogram!("hozon_tsa_request_seconds").record(started.elapsed().as_secs_f64());
+    if let Outcome::Granted { counter } = outcome {
+        metrics::gauge!("hozon_tsa_serial_counter").set(counter as f64);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(REPLY_TYPE))],
+        der,
+    )
+        .into_response()
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    let issuer = st.issuer.clone();
+    let probe = tokio::task::spawn_blocking(move || issuer.clock.issue_time()).await;
+    match probe {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("time not available: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn certs(State(st): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pem-certificate-chain"),
+        )],
+        st.opts.chain_pem.clone(),
+    )
+        .into_response()
+}
+
+/// Publish the clock state and the days left on the TSA certificate as gauges.
+pub fn record_gauges(issuer: &Issuer, cert_not_after: std::time::SystemTime) {
+    match issuer.clock.status() {
+        SyncStatus::Synchronised {
+            max_error,
+            offset_seconds,
+        } => {
+            metrics::gauge!("hozon_tsa_clock_synchronised").set(1.0);
+            metrics::gauge!("hozon_tsa_clock_offset_seconds").set(offset_seconds);
+            metrics::gauge!("hozon_tsa_clock_max_error_seconds").set(max_error.as_secs_f64());
+        }
+        _ => metrics::gauge!("hozon_tsa_clock_synchronised").set(0.0),
+    }
+    let days = match cert_not_after.duration_since(std::time::SystemTime::now()) {
+        Ok(d) => d.as_secs_f64() / 86_400.0,
+        Err(e) => -(e.duration().as_secs_f64() / 86_400.0),
+    };
+    metrics::gauge!("hozon_tsa_certificate_expiry_days").set(days);
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves; in-flight requests are finished.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
