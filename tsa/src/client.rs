@@ -22,7 +22,7 @@ pub enum ClientError {
     #[error("reply is not a TimeStampResp: {0}")]
     Malformed(String),
     /// The TSA refused, with its failure bits and text.
-    #[error("TSA refused the request: status {status}, failure bits {bits:?}: {text}")]
+    #[error("TSA refused the request ({}, status {status}): {text}", failure_names(.bits))]
     Refused {
         /// PKIStatus value.
         status: u8,
@@ -31,6 +31,19 @@ pub enum ClientError {
         /// statusString, joined.
         text: String,
     },
+}
+
+fn failure_names(bits: &[usize]) -> String {
+    if bits.is_empty() {
+        return "no failure info".into();
+    }
+    bits.iter()
+        .map(|b| {
+            crate::protocol::FailureInfo::from_bit(*b)
+                .map_or_else(|| format!("bit {b}"), |f| f.as_str().to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Build a DER `TimeStampReq` for `imprint`, hashed with `digest`.
