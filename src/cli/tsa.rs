@@ -169,7 +169,7 @@ fn protocol_config(s: &TsaSection) -> Result<TsaConfig> {
         .iter()
         .map(|d| parse_digest(d).ok_or_else(|| anyhow!("unknown digest {d:?} in [tsa] digests")))
         .collect::<Result<Vec<_>>>()?;
-    cfg.accuracy = (s.accuracy_ms > 0).then(|| Accuracy {
+    cfg.accuracy = (s.accuracy_ms > 0).then_some(Accuracy {
         seconds: s.accuracy_ms / 1000,
         millis: (s.accuracy_ms % 1000) as u16,
         micros: 0,

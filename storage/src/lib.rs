@@ -112,6 +112,9 @@ pub enum StorageError {
     },
 }
 
+/// One record of table `T`: key and value.
+pub type Row<T> = (<T as Table>::Key, <T as Table>::Value);
+
 /// How hard a commit waits for the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
@@ -364,7 +367,7 @@ impl Store {
     }
 
     /// The record with the greatest key, if any.
-    pub fn last<T: Table>(&self) -> Result<Option<(T::Key, T::Value)>, StorageError> {
+    pub fn last<T: Table>(&self) -> Result<Option<Row<T>>, StorageError> {
         let mut it = self.db.iterator_cf(self.cf(T::CF), IteratorMode::End);
         match it.next() {
             None => Ok(None),
@@ -488,9 +491,7 @@ impl<'s> Snapshot<'s> {
     }
 
     /// Iterate a whole table in key order.
-    pub fn iter<T: Table>(
-        &self,
-    ) -> impl Iterator<Item = Result<(T::Key, T::Value), StorageError>> + '_ {
+    pub fn iter<T: Table>(&self) -> impl Iterator<Item = Result<Row<T>, StorageError>> + '_ {
         self.iter_mode::<T>(IteratorMode::Start)
     }
 
@@ -498,7 +499,7 @@ impl<'s> Snapshot<'s> {
     pub fn iter_from<T: Table>(
         &self,
         start: &T::Key,
-    ) -> impl Iterator<Item = Result<(T::Key, T::Value), StorageError>> + '_ {
+    ) -> impl Iterator<Item = Result<Row<T>, StorageError>> + '_ {
         let start = start.encode();
         self.iter_mode::<T>(IteratorMode::From(&start, Direction::Forward))
     }
@@ -506,7 +507,7 @@ impl<'s> Snapshot<'s> {
     fn iter_mode<T: Table>(
         &self,
         mode: IteratorMode<'_>,
-    ) -> impl Iterator<Item = Result<(T::Key, T::Value), StorageError>> + '_ {
+    ) -> impl Iterator<Item = Result<Row<T>, StorageError>> + '_ {
         let mut ro = ReadOptions::default();
         // A bulk scan should not evict the hot working set from the block cache.
         ro.fill_cache(false);
