@@ -213,10 +213,10 @@ fn read_pem_chain(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
     let mut chain = Vec::new();
     for p in paths {
         let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        let blocks = pem::parse_many(&text).with_context(|| format!("parsing {}", p.display()))?;
-        for b in blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE") {
-            chain.push(b.into_contents());
-        }
+        chain.extend(
+            hozon_tsa::certgen::certificates_from_pem(&text)
+                .with_context(|| format!("parsing {}", p.display()))?,
+        );
     }
     if chain.is_empty() {
         bail!("no certificate found in [tsa] chain");
@@ -306,7 +306,7 @@ pub fn dev_key(data: &Path) -> Result<CertifiedSigner> {
                 development: true,
             },
         )?;
-        std::fs::write(&cert_path, pem::encode(&pem::Pem::new("CERTIFICATE", der)))?;
+        std::fs::write(&cert_path, hozon_tsa::certgen::certificate_pem(&der))?;
     }
     let chain = read_pem_chain(&[cert_path])?;
     Ok(CertifiedSigner::new(signer, chain)?)
@@ -334,7 +334,7 @@ pub fn assemble(section: &TsaSection, dev: bool) -> Result<Assembled> {
     let chain_pem: String = key
         .chain
         .iter()
-        .map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.clone())))
+        .map(|c| hozon_tsa::certgen::certificate_pem(c))
         .collect();
     let bearer = read_secret(
         &section.bearer_token_env,
@@ -516,7 +516,7 @@ fn cert(a: CertArgs) -> Result<()> {
     if a.out.exists() {
         bail!("{} exists; refusing to overwrite it", a.out.display());
     }
-    std::fs::write(&a.out, pem::encode(&pem::Pem::new(tag, der)))
+    std::fs::write(&a.out, hozon_tsa::certgen::to_pem(tag, &der))
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!("wrote {} to {}", tag.to_lowercase(), a.out.display());
     Ok(())

@@ -373,6 +373,24 @@ pub fn rsassa_pss_params(digest: DigestAlgorithm) -> RsassaPssParams {
 }
 
 impl SignatureScheme {
+    /// The aws-lc-rs algorithm that verifies this scheme's signatures (RSA keys of 2048 to
+    /// 8192 bits; ECDSA signatures in their DER encoding).
+    pub fn verification_algorithm(
+        self,
+    ) -> &'static dyn aws_lc_rs::signature::VerificationAlgorithm {
+        use aws_lc_rs::signature as s;
+        match self {
+            SignatureScheme::RsaPkcs1Sha256 => &s::RSA_PKCS1_2048_8192_SHA256,
+            SignatureScheme::RsaPkcs1Sha384 => &s::RSA_PKCS1_2048_8192_SHA384,
+            SignatureScheme::RsaPkcs1Sha512 => &s::RSA_PKCS1_2048_8192_SHA512,
+            SignatureScheme::RsaPssSha256 => &s::RSA_PSS_2048_8192_SHA256,
+            SignatureScheme::RsaPssSha384 => &s::RSA_PSS_2048_8192_SHA384,
+            SignatureScheme::RsaPssSha512 => &s::RSA_PSS_2048_8192_SHA512,
+            SignatureScheme::EcdsaP256Sha256 => &s::ECDSA_P256_SHA256_ASN1,
+            SignatureScheme::EcdsaP384Sha384 => &s::ECDSA_P384_SHA384_ASN1,
+        }
+    }
+
     /// The `signatureAlgorithm` AlgorithmIdentifier for CMS and X.509: PKCS#1 v1.5 with NULL
     /// parameters (RFC 4055 §5), RSASSA-PSS with [`rsassa_pss_params`], ECDSA without
     /// parameters (RFC 5758 §3.2).

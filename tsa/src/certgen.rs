@@ -403,16 +403,7 @@ fn check_envelope(
     use aws_lc_rs::signature as s;
     let env: SignedEnvelope = rasn::der::decode(der_bytes)
         .map_err(|e| self_check(what, format!("does not decode: {e}")))?;
-    let alg: &'static dyn s::VerificationAlgorithm = match signer.scheme() {
-        SignatureScheme::RsaPkcs1Sha256 => &s::RSA_PKCS1_2048_8192_SHA256,
-        SignatureScheme::RsaPkcs1Sha384 => &s::RSA_PKCS1_2048_8192_SHA384,
-        SignatureScheme::RsaPkcs1Sha512 => &s::RSA_PKCS1_2048_8192_SHA512,
-        SignatureScheme::RsaPssSha256 => &s::RSA_PSS_2048_8192_SHA256,
-        SignatureScheme::RsaPssSha384 => &s::RSA_PSS_2048_8192_SHA384,
-        SignatureScheme::RsaPssSha512 => &s::RSA_PSS_2048_8192_SHA512,
-        SignatureScheme::EcdsaP256Sha256 => &s::ECDSA_P256_SHA256_ASN1,
-        SignatureScheme::EcdsaP384Sha384 => &s::ECDSA_P384_SHA384_ASN1,
-    };
+    let alg = signer.scheme().verification_algorithm();
     let spki: rasn_pkix::SubjectPublicKeyInfo = rasn::der::decode(spki)
         .map_err(|e| CertGenError::PublicKey(format!("not a SubjectPublicKeyInfo: {e}")))?;
     s::UnparsedPublicKey::new(alg, spki.subject_public_key.as_raw_slice())

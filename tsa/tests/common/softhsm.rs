@@ -117,16 +117,7 @@ pub fn verify(
     signature: &[u8],
 ) -> Result<(), String> {
     use aws_lc_rs::signature as s;
-    let alg: &'static dyn s::VerificationAlgorithm = match scheme {
-        SignatureScheme::RsaPkcs1Sha256 => &s::RSA_PKCS1_2048_8192_SHA256,
-        SignatureScheme::RsaPkcs1Sha384 => &s::RSA_PKCS1_2048_8192_SHA384,
-        SignatureScheme::RsaPkcs1Sha512 => &s::RSA_PKCS1_2048_8192_SHA512,
-        SignatureScheme::RsaPssSha256 => &s::RSA_PSS_2048_8192_SHA256,
-        SignatureScheme::RsaPssSha384 => &s::RSA_PSS_2048_8192_SHA384,
-        SignatureScheme::RsaPssSha512 => &s::RSA_PSS_2048_8192_SHA512,
-        SignatureScheme::EcdsaP256Sha256 => &s::ECDSA_P256_SHA256_ASN1,
-        SignatureScheme::EcdsaP384Sha384 => &s::ECDSA_P384_SHA384_ASN1,
-    };
+    let alg = scheme.verification_algorithm();
     s::UnparsedPublicKey::new(alg, spki_key_bytes(spki))
         .verify(message, signature)
         .map_err(|_| format!("{scheme:?} signature does not verify"))
