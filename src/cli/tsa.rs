@@ -329,10 +329,10 @@ pub fn assemble(section: &TsaSection, dev: bool) -> Result<Assembled> {
         let signer = key_signer(&section.key)?;
         CertifiedSigner::new(signer, read_pem_chain(&section.chain)?)?
     };
-    let cert_info = hozon_tsa::certcheck::check_tsa_certificate(key.certificate(), &*key.signer)?;
+    let cert_info = key.certificate_info()?;
     let store = open_store(&section.data)?;
     let chain_pem: String = key
-        .chain
+        .chain()
         .iter()
         .map(|c| hozon_tsa::certgen::certificate_pem(c))
         .collect();

@@ -269,6 +269,14 @@ pub struct RsassaPssParams {
 // Algorithm identifiers of the crate's digest and signature enums
 // ---------------------------------------------------------------------------------------------
 
+/// A CMS attribute (RFC 5652 §5.3) with one value, given as its DER.
+pub fn attribute(oid: &Oid, value_der: Vec<u8>) -> rasn_pkix::Attribute {
+    rasn_pkix::Attribute {
+        r#type: oid.to_owned(),
+        values: SetOf::from_vec(vec![Any::new(value_der)]),
+    }
+}
+
 /// DER of the ASN.1 NULL value, the parameters of PKCS#1 v1.5 signature algorithms.
 pub const DER_NULL: [u8; 2] = [0x05, 0x00];
 

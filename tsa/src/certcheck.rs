@@ -463,19 +463,31 @@ impl CertifiedSigner {
     pub fn new(signer: Arc<dyn Signer>, chain: Vec<Vec<u8>>) -> Result<Self, CertCheckError> {
         let first = chain.first().ok_or(CertCheckError::EmptyChain)?;
         check_tsa_certificate(first, signer.as_ref())?;
+        Self::unchecked(signer, chain)
+    }
+
+    /// Like [`CertifiedSigner::new`] but without [`check_tsa_certificate`]: every certificate
+    /// must still be DER, but the first need not certify the key nor be a TSA certificate.
+    /// Only for test fixtures that must make tokens a verifier refuses; a TSA never uses it.
+    pub fn unchecked(signer: Arc<dyn Signer>, chain: Vec<Vec<u8>>) -> Result<Self, CertCheckError> {
+        let first = chain.first().ok_or(CertCheckError::EmptyChain)?;
+        let decoded = decode_certificate_der(first)?;
         for (index, der) in chain.iter().enumerate().skip(1) {
             rasn::der::decode::<Certificate>(der).map_err(|e| CertCheckError::Decode {
                 index,
                 reason: e.to_string(),
             })?;
         }
-        Ok(CertifiedSigner { signer, chain })
+        Ok(CertifiedSigner {
+            signer,
+            chain: chain.into(),
+            decoded: Arc::new(decoded),
+        })
     }
 
     /// [`check_tsa_certificate`] of the TSA certificate: its subject, validity and serial.
     pub fn certificate_info(&self) -> Result<TsaCertInfo, CertCheckError> {
-        let first = self.chain.first().ok_or(CertCheckError::EmptyChain)?;
-        check_tsa_certificate(first, self.signer.as_ref())
+        check_tsa_certificate(self.certificate(), self.signer.as_ref())
     }
 }
 

@@ -34,15 +34,14 @@ use rasn_cms::{
     CertificateChoices, ContentInfo, EncapsulatedContentInfo, IssuerAndSerialNumber, SignedData,
     SignerIdentifier, SignerInfo,
 };
-use rasn_pkix::{AlgorithmIdentifier, Attribute, Certificate, GeneralName};
+use rasn_pkix::{AlgorithmIdentifier, Certificate, GeneralName};
 
 use crate::asn1::{
-    der_tlv, failure_info_bits, integer_content, integer_from_content, positive_integer,
+    attribute, der_tlv, failure_info_bits, integer_content, integer_from_content, positive_integer,
     EssCertIdV2, IssuerSerial, SigningCertificateV2, DEFAULT_TSA_POLICY, DER_NULL,
     ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE, ID_CT_TST_INFO, ID_MESSAGE_DIGEST,
     ID_SIGNED_DATA, ID_SIGNING_TIME,
 };
-use crate::certcheck::{decode_certificate_der, CertCheckError};
 use crate::signer::{CertifiedSigner, DigestAlgorithm, SignerError};
 
 /// Longest status text written into a rejection (longer texts are cut at a char boundary).
@@ -354,9 +353,6 @@ pub enum TokenError {
     /// The key could not sign.
     #[error("signing failed: {0}")]
     Signer(#[from] SignerError),
-    /// The TSA certificate is missing, malformed or not DER.
-    #[error("TSA certificate: {0}")]
-    Certificate(#[from] CertCheckError),
     /// The serial number is zero, longer than 160 bits, or empty.
     #[error("invalid serial number: {0}")]
     Serial(String),
@@ -386,13 +382,6 @@ impl TokenError {
 
 fn encode<T: rasn::Encode>(value: &T, what: &str) -> Result<Vec<u8>, TokenError> {
     rasn::der::encode(value).map_err(|e| TokenError::Encode(format!("{what}: {e}")))
-}
-
-fn attribute(oid: &rasn::types::Oid, value_der: Vec<u8>) -> Attribute {
-    Attribute {
-        r#type: oid.to_owned(),
-        values: SetOf::from_vec(vec![Any::new(value_der)]),
-    }
 }
 
 /// `t` truncated to `precision`, as a chrono UTC time; an error before 1970 or after 9999.
@@ -471,8 +460,8 @@ pub fn issue_token(
             req.digest.name()
         )));
     }
-    let cert_der = key.chain.first().ok_or(CertCheckError::EmptyChain)?;
-    let cert: Certificate = decode_certificate_der(cert_der)?;
+    let cert_der = key.certificate();
+    let cert: &Certificate = key.decoded_certificate();
     let tbs = &cert.tbs_certificate;
 
     let serial = positive_integer(&iss.serial, 160).ok_or_else(|| {

@@ -85,17 +85,35 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
 
 /// A signer and the certificate chain that belongs to it: the TSA certificate first (DER),
 /// then its issuers, if known, towards the root.
+///
+/// Built by [`CertifiedSigner::new`] (which checks that the certificate fits the key and is a
+/// TSA certificate) and immutable afterwards; the TSA certificate is decoded once, there, so
+/// that issuing a token does not decode it again.
 #[derive(Clone, Debug)]
 pub struct CertifiedSigner {
-    /// The key.
-    pub signer: Arc<dyn Signer>,
-    /// DER certificates, end entity first.
-    pub chain: Vec<Vec<u8>>,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) chain: Arc<[Vec<u8>]>,
+    pub(crate) decoded: Arc<rasn_pkix::Certificate>,
 }
 
 impl CertifiedSigner {
+    /// The key.
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+
+    /// DER certificates, the TSA certificate first.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
     /// The TSA (end-entity) certificate, DER.
     pub fn certificate(&self) -> &[u8] {
         &self.chain[0]
+    }
+
+    /// The TSA certificate, decoded.
+    pub fn decoded_certificate(&self) -> &rasn_pkix::Certificate {
+        &self.decoded
     }
 }

@@ -41,10 +41,10 @@ fn issue_and_verify(
     let ctx = format!(
         "{:?} {:?} {query_args:?}",
         pki.key_type,
-        key.signer.scheme()
+        key.signer().scheme()
     );
     let pss = matches!(
-        key.signer.scheme(),
+        key.signer().scheme(),
         SignatureScheme::RsaPssSha256
             | SignatureScheme::RsaPssSha384
             | SignatureScheme::RsaPssSha512

@@ -446,22 +446,15 @@ fn token_errors() {
         Err(TokenError::Request(_))
     ));
 
-    // A CertifiedSigner built by hand around a certificate that is not DER.
-    let unchecked = CertifiedSigner {
-        signer: key.signer.clone(),
-        chain: vec![vec![0x30, 0x00]],
-    };
+    // A CertifiedSigner cannot be built around a certificate that is not DER, nor around
+    // no certificate at all, so issue_token never meets one.
     assert!(matches!(
-        issue_token(&req, &iss, &cfg, &unchecked),
-        Err(TokenError::Certificate(_))
+        CertifiedSigner::unchecked(key.signer().clone(), vec![vec![0x30, 0x00]]),
+        Err(CertCheckError::Decode { index: 0, .. })
     ));
-    let empty = CertifiedSigner {
-        signer: key.signer.clone(),
-        chain: vec![],
-    };
     assert!(matches!(
-        issue_token(&req, &iss, &cfg, &empty),
-        Err(TokenError::Certificate(_))
+        CertifiedSigner::unchecked(key.signer().clone(), vec![]),
+        Err(CertCheckError::EmptyChain)
     ));
 }
 

@@ -317,10 +317,7 @@ fn refuses_non_tsa_certificates() {
     let pki = Pki::ec();
     let no_eku = pki.cert("noeku", "basicConstraints=critical,CA:FALSE\n");
     // Bypass CertifiedSigner::new's check to make such a token at all.
-    let key = CertifiedSigner {
-        signer: Arc::new(pki.signer()),
-        chain: vec![no_eku],
-    };
+    let key = CertifiedSigner::unchecked(Arc::new(pki.signer()), vec![no_eku]).unwrap();
     let issued = hozon_token(&pki, &key, &["-sha256", "-cert"]);
     let err = verify(&issued, &[]).unwrap_err();
     assert!(
