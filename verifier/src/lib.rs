@@ -2,8 +2,14 @@
 //! records.
 //!
 //! Status: [`token`] verifies one RFC 3161 time-stamp token (signature, ESS certificate
-//! binding, TSA certificate profile, imprint and nonce). Path validation, algorithm policy,
-//! evidence records and bulk re-verification are the subject of later issues.
+//! binding, TSA certificate profile, imprint and nonce); [`ers`] holds the RFC 4998 types
+//! and [`hashtree`] builds, reduces and re-computes RFC 4998 hash trees; [`hpki`] is the HPKI
+//! vocabulary (policies, hcRole, document types) shared with the dev fixtures. Path
+//! validation, algorithm policy, document and evidence-record verification and bulk
+//! re-verification are still to come (issues 5 and 7).
 #![forbid(unsafe_code)]
 
+pub mod ers;
+pub mod hashtree;
+pub mod hpki;
 pub mod token;
