@@ -1,6 +1,7 @@
 //! RFC 4998 Evidence Record Syntax types. The module is `DEFINITIONS IMPLICIT TAGS`, so every
 //! context tag here is implicit (rasn's default for non-CHOICE types).
 
+use hozon_tsa::signer::DigestAlgorithm;
 use rasn::prelude::*;
 use rasn_cms::ContentInfo;
 use rasn_pkix::{AlgorithmIdentifier, Attribute};
@@ -101,6 +102,94 @@ pub struct ArchiveTimeStamp {
 
 /// `PartialHashtree ::= SEQUENCE OF OCTET STRING` (RFC 4998 §4).
 pub type PartialHashtree = SequenceOf<OctetString>;
+
+/// Why an evidence record could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum ErsBuildError {
+    /// The timestamp token is not a DER ContentInfo.
+    #[error("timestamp token is not a DER ContentInfo: {0}")]
+    Token(String),
+    /// DER encoding failed.
+    #[error("DER encoding failed: {0}")]
+    Encode(String),
+}
+
+impl ArchiveTimeStamp {
+    /// An archive timestamp over a tree of `digest` with the reduced hash tree `reduced`
+    /// (empty: the token covers the hash directly, and `reducedHashtree` is omitted).
+    /// `digestAlgorithm` is written so that readers need not take it from the token.
+    pub fn new(
+        digest: DigestAlgorithm,
+        reduced: Vec<Vec<Vec<u8>>>,
+        token_der: &[u8],
+    ) -> Result<Self, ErsBuildError> {
+        let time_stamp: ContentInfo =
+            rasn::der::decode(token_der).map_err(|e| ErsBuildError::Token(e.to_string()))?;
+        Ok(ArchiveTimeStamp {
+            digest_algorithm: Some(digest.algorithm_identifier()),
+            attributes: None,
+            reduced_hashtree: (!reduced.is_empty()).then(|| {
+                reduced
+                    .into_iter()
+                    .map(|list| list.into_iter().map(OctetString::from).collect())
+                    .collect()
+            }),
+            time_stamp,
+        })
+    }
+
+    /// DER of the `timeStamp` field: what a timestamp renewal covers.
+    pub fn time_stamp_der(&self) -> Result<Vec<u8>, ErsBuildError> {
+        rasn::der::encode(&self.time_stamp).map_err(|e| ErsBuildError::Encode(e.to_string()))
+    }
+}
+
+/// An evidence record of `chains`, its `digestAlgorithms` listing each chain's algorithm
+/// once, in order of first use.
+pub fn evidence_record(chains: ArchiveTimeStampSequence) -> EvidenceRecord {
+    let mut digests: Vec<AlgorithmIdentifier> = Vec::new();
+    for ats in chains.iter().flatten() {
+        if let Some(d) = &ats.digest_algorithm {
+            if !digests.iter().any(|x| x.algorithm == d.algorithm) {
+                digests.push(d.clone());
+            }
+        }
+    }
+    EvidenceRecord {
+        version: Integer::ONE,
+        digest_algorithms: digests,
+        crypto_infos: None,
+        encryption_info: None,
+        archive_time_stamp_sequence: chains,
+    }
+}
+
+/// The leaves of a timestamp renewal of `chain` (DESIGN §3): the hashes of the `timeStamp` of
+/// every archive timestamp of the chain, to be put together in the first partial hash tree
+/// (RFC 4998 requires the last one; Bouncy Castle 1.72 requires all).
+pub fn timestamp_renewal_hashes(
+    digest: DigestAlgorithm,
+    chain: &ArchiveTimeStampChain,
+) -> Result<Vec<Vec<u8>>, ErsBuildError> {
+    chain
+        .iter()
+        .map(|ats| Ok(digest.digest(&ats.time_stamp_der()?)))
+        .collect()
+}
+
+/// The leaf of one data object in a hash-tree renewal with the new algorithm `digest`
+/// (RFC 4998 §5.2): `H'(H'(data) ‖ H'(DER of the ArchiveTimeStampSequence so far))`, data hash
+/// first.
+pub fn hash_tree_renewal_leaf(
+    digest: DigestAlgorithm,
+    data_hash: &[u8],
+    sequence_so_far: &ArchiveTimeStampSequence,
+) -> Result<Vec<u8>, ErsBuildError> {
+    let seq =
+        rasn::der::encode(sequence_so_far).map_err(|e| ErsBuildError::Encode(e.to_string()))?;
+    let h_seq = digest.digest(&seq);
+    Ok(digest.digest(&[data_hash, h_seq.as_slice()].concat()))
+}
 
 #[cfg(test)]
 mod tests {

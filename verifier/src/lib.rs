@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ers;
+pub mod evidence;
 pub mod hashtree;
 pub mod hpki;
 pub mod token;
