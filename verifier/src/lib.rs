@@ -13,4 +13,5 @@ pub mod ers;
 pub mod evidence;
 pub mod hashtree;
 pub mod hpki;
+pub mod path;
 pub mod token;

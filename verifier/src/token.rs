@@ -517,24 +517,51 @@ fn verification_algorithm(
     ),
     TokenVerifyError,
 > {
+    signature_verifier(
+        &si.signature_algorithm,
+        Some(digest),
+        &cert.tbs_certificate.subject_public_key_info,
+    )
+    .map_err(TokenVerifyError::UnsupportedAlgorithm)
+}
+
+/// The aws-lc-rs algorithm for a signature made with `sig_alg` by the key `spki`, what it is
+/// for the algorithm policy, and the key size. `digest` is the digest a CMS SignerInfo names
+/// (a combined OID must agree with it; bare rsaEncryption and id-ecPublicKey need it); for
+/// certificates and CRLs it is `None`. The error says what is unsupported.
+///
+/// RSA keys from 1024 bits are accepted (PKCS#1 v1.5) so that old records can be read: the
+/// result reports the size for the algorithm policy to judge.
+pub(crate) fn signature_verifier(
+    sig_alg: &AlgorithmIdentifier,
+    digest: Option<DigestAlgorithm>,
+    spki: &rasn_pkix::SubjectPublicKeyInfo,
+) -> Result<
+    (
+        &'static dyn VerificationAlgorithm,
+        SignatureAlgorithm,
+        usize,
+    ),
+    String,
+> {
     use DigestAlgorithm as D;
-    let unsupported = |s: String| TokenVerifyError::UnsupportedAlgorithm(s);
-    let sig_alg = &si.signature_algorithm;
+    let unsupported = |s: String| s;
     let oid = &sig_alg.algorithm;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
     let key_oid = &spki.algorithm.algorithm;
     let key = spki.subject_public_key.as_raw_slice();
 
     // The digest a combined OID names must be the SignerInfo's.
-    let named_digest = |d: DigestAlgorithm| -> Result<DigestAlgorithm, TokenVerifyError> {
-        if d == digest {
-            Ok(d)
-        } else {
-            Err(unsupported(format!(
+    let named_digest = |d: DigestAlgorithm| -> Result<DigestAlgorithm, String> {
+        match digest {
+            Some(given) if given != d => Err(unsupported(format!(
                 "signatureAlgorithm {oid} with digestAlgorithm {}",
-                digest.name()
-            )))
+                given.name()
+            ))),
+            _ => Ok(d),
         }
+    };
+    let given_digest = || -> Result<DigestAlgorithm, String> {
+        digest.ok_or_else(|| format!("signatureAlgorithm {oid} names no digest"))
     };
 
     let rsa_key = *key_oid == *ID_RSA_ENCRYPTION || *key_oid == *ID_RSASSA_PSS;
@@ -545,10 +572,12 @@ fn verification_algorithm(
         let params: RsassaPssParams = sig_alg
             .parameters
             .as_ref()
-            .map(|p| decode(p.as_bytes(), "RSASSA-PSS-params"))
-            .transpose()?
+            .map(|p| rasn::der::decode(p.as_bytes()))
+            .transpose()
+            .map_err(|e| format!("RSASSA-PSS-params do not decode: {e}"))?
             .ok_or_else(|| unsupported("RSASSA-PSS without parameters".into()))?;
-        let hash = digest_of(&params.hash_algorithm, "RSASSA-PSS hashAlgorithm")?;
+        let hash = digest_of(&params.hash_algorithm, "RSASSA-PSS hashAlgorithm")
+            .map_err(|e| e.to_string())?;
         let mgf_ok = params.mask_gen_algorithm.algorithm == *ID_MGF1
             && params
                 .mask_gen_algorithm
@@ -573,7 +602,7 @@ fn verification_algorithm(
     }
 
     let pkcs1 = if *oid == *ID_RSA_ENCRYPTION {
-        Some(digest)
+        Some(given_digest()?)
     } else if *oid == *ID_SHA256_WITH_RSA {
         Some(named_digest(D::Sha256)?)
     } else if *oid == *ID_SHA384_WITH_RSA {
@@ -615,7 +644,7 @@ fn verification_algorithm(
     } else if *oid == *ID_ECDSA_WITH_SHA512 {
         Some(named_digest(D::Sha512)?)
     } else if *oid == *ID_EC_PUBLIC_KEY {
-        Some(digest)
+        Some(given_digest()?)
     } else {
         None
     };

@@ -1,0 +1,722 @@
+//! Certificate path validation: the subset of RFC 5280 §6 that signed medical records and
+//! their timestamps need. Pure: the caller supplies the certificates, trust anchors, CRLs and
+//! the time; nothing is fetched.
+//!
+//! [`validate_path`] builds a path from the end-entity certificate through the candidate
+//! intermediates (those the signature carried, plus any given) to a trust anchor, trying
+//! every issuer whose name matches (and whose subjectKeyIdentifier matches the child's
+//! authorityKeyIdentifier, when both are present), depth-first, at most eight certificates.
+//! On the path it checks:
+//! - each signature, with the issuer's key (aws-lc-rs; RSA from 1024 bits for old records);
+//! - that every certificate, the anchor included, is valid at the given time (the "shell
+//!   model": what HPKI prescribes for signatures verified at their signing time);
+//! - basicConstraints (cA for issuers, pathLenConstraint) and keyUsage (keyCertSign for
+//!   issuers; for the end entity, what the [`Purpose`] needs);
+//! - that every critical extension is one this module understands;
+//! - revocation, from the CRLs given: a CRL is used only if its issuer is the certificate's
+//!   issuer and its signature verifies with the issuer's key; a certificate listed with a
+//!   revocation date at or before the time is revoked. A certificate whose issuer has no CRL
+//!   here has [`Revocation::Unknown`] status: reported, and left to the caller to judge.
+//!
+//! The result names the path, the end entity's certificate policies, HPKI hcRole and kind
+//! (card or remote signature), and every signature algorithm and key size used, for the
+//! algorithm policy.
+
+use std::time::SystemTime;
+
+use aws_lc_rs::signature::UnparsedPublicKey;
+use hozon_tsa::certcheck::{name_to_string, time_to_system, CertCheckError};
+use rasn::types::{ObjectIdentifier, Oid};
+use rasn_pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, Certificate, CertificateList, Extension, KeyUsage,
+    PolicyInformation,
+};
+
+use crate::hpki;
+use crate::token::{signature_verifier, SignatureAlgorithm};
+
+const ID_CE_SUBJECT_KEY_IDENTIFIER: &Oid = Oid::const_new(&[2, 5, 29, 14]);
+const ID_CE_KEY_USAGE: &Oid = Oid::const_new(&[2, 5, 29, 15]);
+const ID_CE_SUBJECT_ALT_NAME: &Oid = Oid::const_new(&[2, 5, 29, 17]);
+const ID_CE_ISSUER_ALT_NAME: &Oid = Oid::const_new(&[2, 5, 29, 18]);
+const ID_CE_BASIC_CONSTRAINTS: &Oid = Oid::const_new(&[2, 5, 29, 19]);
+const ID_CE_CRL_DISTRIBUTION_POINTS: &Oid = Oid::const_new(&[2, 5, 29, 31]);
+const ID_CE_AUTHORITY_KEY_IDENTIFIER: &Oid = Oid::const_new(&[2, 5, 29, 35]);
+const ID_CE_EXT_KEY_USAGE: &Oid = Oid::const_new(&[2, 5, 29, 37]);
+const ID_PE_AUTHORITY_INFO_ACCESS: &Oid = Oid::const_new(&[1, 3, 6, 1, 5, 5, 7, 1, 1]);
+
+/// Longest path tried (end entity and anchor included).
+const MAX_PATH: usize = 8;
+
+/// What the end-entity certificate is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A signature on a document: keyUsage, if present, must allow nonRepudiation or
+    /// digitalSignature.
+    DocumentSignature,
+    /// A timestamp: keyUsage, if present, must allow digitalSignature or nonRepudiation
+    /// (the TSA profile, EKU included, is checked with the token).
+    TimeStamping,
+}
+
+/// Why no acceptable path exists.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// A certificate does not decode.
+    #[error("certificate does not decode: {0}")]
+    Decode(String),
+    /// No issuer found for a certificate (the path ends without a trust anchor).
+    #[error("no path to a trust anchor: no issuer found for {subject} (issuer {issuer})")]
+    NoIssuer {
+        /// The certificate whose issuer is missing.
+        subject: String,
+        /// The issuer name it names.
+        issuer: String,
+    },
+    /// Issuers were found, but none could be used; the first reason is given.
+    #[error("no valid path from {subject}: {reason}")]
+    NoValidPath {
+        /// The end entity.
+        subject: String,
+        /// Why the best candidate failed.
+        reason: Box<PathError>,
+    },
+    /// A signature on a certificate does not verify.
+    #[error("the signature on {subject} does not verify with {issuer}'s key")]
+    BadSignature {
+        /// The certificate.
+        subject: String,
+        /// The issuer.
+        issuer: String,
+    },
+    /// An unsupported signature algorithm.
+    #[error("{subject}: {reason}")]
+    Algorithm {
+        /// The certificate.
+        subject: String,
+        /// What is unsupported.
+        reason: String,
+    },
+    /// A certificate was not valid at the time.
+    #[error("{subject} was not valid at {at}: valid {not_before} to {not_after}")]
+    Expired {
+        /// The certificate.
+        subject: String,
+        /// The time checked.
+        at: String,
+        /// Start of validity.
+        not_before: String,
+        /// End of validity.
+        not_after: String,
+    },
+    /// An issuer is not a CA, or its path length is exceeded.
+    #[error("{subject} may not issue certificates: {reason}")]
+    NotCa {
+        /// The issuer.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// keyUsage does not allow the use.
+    #[error("{subject}: keyUsage does not allow {needed}")]
+    KeyUsage {
+        /// The certificate.
+        subject: String,
+        /// What was needed.
+        needed: &'static str,
+    },
+    /// A critical extension this verifier does not understand.
+    #[error("{subject} has a critical extension this verifier does not understand: {oid}")]
+    UnknownCriticalExtension {
+        /// The certificate.
+        subject: String,
+        /// The extension.
+        oid: String,
+    },
+    /// An extension does not decode.
+    #[error("{subject}: extension {oid} does not decode")]
+    BadExtension {
+        /// The certificate.
+        subject: String,
+        /// The extension.
+        oid: String,
+    },
+    /// The certificate was revoked at or before the time.
+    #[error("{subject} was revoked on {date} (reason {reason})")]
+    Revoked {
+        /// The certificate.
+        subject: String,
+        /// Revocation date.
+        date: String,
+        /// CRLReason, or "unspecified".
+        reason: String,
+    },
+}
+
+/// A trust anchor store: self-signed or configured root certificates (DER).
+#[derive(Clone, Debug, Default)]
+pub struct TrustAnchors {
+    anchors: Vec<Parsed>,
+}
+
+#[derive(Clone, Debug)]
+struct Parsed {
+    der: Vec<u8>,
+    cert: Certificate,
+}
+
+impl Parsed {
+    fn new(der: &[u8]) -> Result<Parsed, PathError> {
+        let cert = rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
+        Ok(Parsed {
+            der: der.to_vec(),
+            cert,
+        })
+    }
+
+    fn subject(&self) -> String {
+        name_to_string(&self.cert.tbs_certificate.subject)
+    }
+
+    fn extension(&self, oid: &Oid) -> Option<&Extension> {
+        self.cert
+            .tbs_certificate
+            .extensions
+            .as_ref()
+            .and_then(|exts| exts.iter().find(|e| e.extn_id == *oid))
+    }
+
+    fn decode_ext<T: rasn::Decode>(&self, oid: &Oid) -> Result<Option<T>, PathError> {
+        match self.extension(oid) {
+            None => Ok(None),
+            Some(e) => {
+                rasn::der::decode(&e.extn_value)
+                    .map(Some)
+                    .map_err(|_| PathError::BadExtension {
+                        subject: self.subject(),
+                        oid: oid.to_string(),
+                    })
+            }
+        }
+    }
+
+    fn key_identifier(&self) -> Option<Vec<u8>> {
+        self.decode_ext::<rasn::types::OctetString>(ID_CE_SUBJECT_KEY_IDENTIFIER)
+            .ok()
+            .flatten()
+            .map(|k| k.to_vec())
+    }
+
+    fn authority_key_identifier(&self) -> Option<Vec<u8>> {
+        self.decode_ext::<AuthorityKeyIdentifier>(ID_CE_AUTHORITY_KEY_IDENTIFIER)
+            .ok()
+            .flatten()
+            .and_then(|a| a.key_identifier.map(|k| k.to_vec()))
+    }
+
+    fn may_issue(&self, child: &Parsed) -> bool {
+        if self.cert.tbs_certificate.subject != child.cert.tbs_certificate.issuer {
+            return false;
+        }
+        match (child.authority_key_identifier(), self.key_identifier()) {
+            (Some(aki), Some(ski)) => aki == ski,
+            _ => true,
+        }
+    }
+}
+
+impl TrustAnchors {
+    /// Anchors from DER certificates; an entry that does not decode is an error.
+    pub fn new(ders: &[Vec<u8>]) -> Result<Self, PathError> {
+        Ok(TrustAnchors {
+            anchors: ders
+                .iter()
+                .map(|d| Parsed::new(d))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Number of anchors.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+}
+
+/// A certificate's revocation status at the time checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// A CRL of its issuer was given, verifies, and does not list it (as of `this_update`).
+    NotRevoked {
+        /// The CRL's thisUpdate.
+        this_update: String,
+    },
+    /// Listed, but revoked after the time checked (a signature made before then stands).
+    RevokedLater {
+        /// The revocation date.
+        date: String,
+    },
+    /// No usable CRL of its issuer was given.
+    Unknown,
+}
+
+/// One certificate of a validated path.
+#[derive(Clone, Debug)]
+pub struct PathCertificate {
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// Serial, hex.
+    pub serial: String,
+    /// Validity.
+    pub not_before: SystemTime,
+    /// Validity.
+    pub not_after: SystemTime,
+    /// The algorithm of the signature *on* this certificate, and the signer's key size
+    /// (`None` for the anchor, whose self-signature is not relied on).
+    pub signed_with: Option<(SignatureAlgorithm, usize)>,
+    /// Revocation status (`Unknown` for the anchor, which is trusted as configured).
+    pub revocation: Revocation,
+    /// DER.
+    pub der: Vec<u8>,
+}
+
+/// A path that validated.
+#[derive(Clone, Debug)]
+pub struct ValidatedPath {
+    /// End entity first, trust anchor last.
+    pub certificates: Vec<PathCertificate>,
+    /// The end entity's certificate policies.
+    pub policies: Vec<ObjectIdentifier>,
+    /// The end entity's hcRole codes ("Medical Doctor" …), if it has any.
+    pub hc_roles: Vec<String>,
+    /// Card or remote signature, by the remote-signature policy marker; `None` when the
+    /// certificate carries no HPKI policy at all.
+    pub kind: Option<hpki::CertificateKind>,
+}
+
+/// Input of [`validate_path`].
+#[derive(Clone, Copy, Debug)]
+pub struct PathInput<'a> {
+    /// The end-entity certificate, DER.
+    pub end_entity: &'a [u8],
+    /// Candidate intermediates, DER (any order; unused ones are ignored).
+    pub intermediates: &'a [Vec<u8>],
+    /// CRLs, DER.
+    pub crls: &'a [Vec<u8>],
+    /// The time at which the path must be valid.
+    pub time: SystemTime,
+    /// What the end entity is used for.
+    pub purpose: Purpose,
+    /// The policy marking remote-signature certificates.
+    pub remote_policy: &'a Oid,
+}
+
+fn fmt_time(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Validates a path for `input.end_entity` to one of `anchors`; see the module
+/// documentation.
+pub fn validate_path(
+    input: &PathInput<'_>,
+    anchors: &TrustAnchors,
+) -> Result<ValidatedPath, PathError> {
+    let ee = Parsed::new(input.end_entity)?;
+    let intermediates: Vec<Parsed> = input
+        .intermediates
+        .iter()
+        .filter_map(|d| Parsed::new(d).ok())
+        .collect();
+    let crls: Vec<CertificateList> = input
+        .crls
+        .iter()
+        .filter_map(|d| rasn::der::decode(d).ok())
+        .collect();
+    let ctx = Ctx {
+        intermediates: &intermediates,
+        anchors: &anchors.anchors,
+        crls: &crls,
+        time: input.time,
+    };
+    let mut path = vec![ee.clone()];
+    let mut first_error: Option<PathError> = None;
+    if ctx.extend(&mut path, &mut first_error) {
+        return ctx.finish(&path, input);
+    }
+    Err(match first_error {
+        Some(PathError::NoIssuer { .. }) | None => PathError::NoIssuer {
+            subject: ee.subject(),
+            issuer: name_to_string(&ee.cert.tbs_certificate.issuer),
+        },
+        Some(e) => PathError::NoValidPath {
+            subject: ee.subject(),
+            reason: Box::new(e),
+        },
+    })
+}
+
+struct Ctx<'a> {
+    intermediates: &'a [Parsed],
+    anchors: &'a [Parsed],
+    crls: &'a [CertificateList],
+    time: SystemTime,
+}
+
+impl Ctx<'_> {
+    /// Depth-first: extends `path` (child last) to an anchor. Returns whether it got there;
+    /// keeps the first failure in `err`.
+    fn extend(&self, path: &mut Vec<Parsed>, err: &mut Option<PathError>) -> bool {
+        let child = path.last().cloned().expect("path is never empty");
+        for anchor in self.anchors.iter().filter(|a| a.may_issue(&child)) {
+            match self.check_link(&child, anchor, path.len() - 1, true) {
+                Ok(()) => {
+                    path.push(anchor.clone());
+                    return true;
+                }
+                Err(e) => {
+                    err.get_or_insert(e);
+                }
+            }
+        }
+        if path.len() + 1 >= MAX_PATH {
+            return false;
+        }
+        for ca in self.intermediates.iter().filter(|c| c.may_issue(&child)) {
+            if path.iter().any(|p| p.der == ca.der) {
+                continue;
+            }
+            match self.check_link(&child, ca, path.len() - 1, false) {
+                Ok(()) => {
+                    path.push(ca.clone());
+                    if self.extend(path, err) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                Err(e) => {
+                    err.get_or_insert(e);
+                }
+            }
+        }
+        err.get_or_insert(PathError::NoIssuer {
+            subject: child.subject(),
+            issuer: name_to_string(&child.cert.tbs_certificate.issuer),
+        });
+        false
+    }
+
+    /// Checks that `issuer` may have issued `child` at the time: signature, validity of both
+    /// (the anchor's too), CA constraints, key usage, critical extensions of the issuer.
+    /// `below` is the number of non-self-issued intermediates below the issuer.
+    fn check_link(
+        &self,
+        child: &Parsed,
+        issuer: &Parsed,
+        below: usize,
+        is_anchor: bool,
+    ) -> Result<(), PathError> {
+        verify_signed(child, issuer)?;
+        check_validity(child, self.time)?;
+        check_validity(issuer, self.time)?;
+        check_critical(issuer)?;
+        let bc: Option<BasicConstraints> = issuer.decode_ext(ID_CE_BASIC_CONSTRAINTS)?;
+        match bc {
+            Some(bc) if bc.ca => {
+                if let Some(max) = bc.path_len_constraint {
+                    if rasn::types::Integer::from(below as u64) > max {
+                        return Err(PathError::NotCa {
+                            subject: issuer.subject(),
+                            reason: format!("pathLenConstraint {max}, {below} below it"),
+                        });
+                    }
+                }
+            }
+            // A v1 root without extensions is accepted as an anchor (configured trust).
+            None if is_anchor && issuer.cert.tbs_certificate.extensions.is_none() => {}
+            _ => {
+                return Err(PathError::NotCa {
+                    subject: issuer.subject(),
+                    reason: "basicConstraints cA is not set".into(),
+                })
+            }
+        }
+        if let Some(ku) = issuer.decode_ext::<KeyUsage>(ID_CE_KEY_USAGE)? {
+            if !bit(&ku, 5) {
+                return Err(PathError::KeyUsage {
+                    subject: issuer.subject(),
+                    needed: "keyCertSign",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn revocation(&self, cert: &Parsed, issuer: &Parsed) -> Result<Revocation, PathError> {
+        let mut status = Revocation::Unknown;
+        for crl in self.crls {
+            if crl.tbs_cert_list.issuer != cert.cert.tbs_certificate.issuer {
+                continue;
+            }
+            let Ok(tbs) = rasn::der::encode(&crl.tbs_cert_list) else {
+                continue;
+            };
+            let verified = signature_verifier(
+                &crl.signature_algorithm,
+                None,
+                &issuer.cert.tbs_certificate.subject_public_key_info,
+            )
+            .ok()
+            .is_some_and(|(alg, _, _)| {
+                UnparsedPublicKey::new(
+                    alg,
+                    issuer
+                        .cert
+                        .tbs_certificate
+                        .subject_public_key_info
+                        .subject_public_key
+                        .as_raw_slice(),
+                )
+                .verify(&tbs, crl.signature.as_raw_slice())
+                .is_ok()
+            });
+            if !verified {
+                continue;
+            }
+            let listed = crl
+                .tbs_cert_list
+                .revoked_certificates
+                .iter()
+                .find(|r| r.user_certificate == cert.cert.tbs_certificate.serial_number);
+            match listed {
+                Some(r) => {
+                    let date = time_to_system(&r.revocation_date);
+                    if date <= self.time {
+                        return Err(PathError::Revoked {
+                            subject: cert.subject(),
+                            date: fmt_time(date),
+                            reason: crl_reason(r),
+                        });
+                    }
+                    status = Revocation::RevokedLater {
+                        date: fmt_time(date),
+                    };
+                }
+                None => {
+                    if status == Revocation::Unknown {
+                        status = Revocation::NotRevoked {
+                            this_update: fmt_time(time_to_system(&crl.tbs_cert_list.this_update)),
+                        };
+                    }
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    fn finish(&self, path: &[Parsed], input: &PathInput<'_>) -> Result<ValidatedPath, PathError> {
+        let ee = &path[0];
+        check_critical(ee)?;
+        if let Some(ku) = ee.decode_ext::<KeyUsage>(ID_CE_KEY_USAGE)? {
+            let ok = match input.purpose {
+                Purpose::DocumentSignature | Purpose::TimeStamping => bit(&ku, 0) || bit(&ku, 1),
+            };
+            if !ok {
+                return Err(PathError::KeyUsage {
+                    subject: ee.subject(),
+                    needed: "digitalSignature or nonRepudiation",
+                });
+            }
+        }
+        let mut certificates = Vec::with_capacity(path.len());
+        for (i, p) in path.iter().enumerate() {
+            let issuer = path.get(i + 1);
+            let (signed_with, revocation) = match issuer {
+                Some(iss) => (
+                    signature_verifier(
+                        &p.cert.signature_algorithm,
+                        None,
+                        &iss.cert.tbs_certificate.subject_public_key_info,
+                    )
+                    .ok()
+                    .map(|(_, a, bits)| (a, bits)),
+                    self.revocation(p, iss)?,
+                ),
+                None => (None, Revocation::Unknown),
+            };
+            let tbs = &p.cert.tbs_certificate;
+            certificates.push(PathCertificate {
+                subject: p.subject(),
+                serial: hex::encode(hozon_tsa::asn1::integer_content(&tbs.serial_number)),
+                not_before: time_to_system(&tbs.validity.not_before),
+                not_after: time_to_system(&tbs.validity.not_after),
+                signed_with,
+                revocation,
+                der: p.der.clone(),
+            });
+        }
+        let policies: Vec<ObjectIdentifier> = ee
+            .decode_ext::<Vec<PolicyInformation>>(hpki::ID_CE_CERTIFICATE_POLICIES)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.policy_identifier)
+            .collect();
+        let hpki_policy = policies
+            .iter()
+            .any(|p| p.starts_with(hpki::HPKI_POLICY_ARC) || **p == *input.remote_policy);
+        let kind = hpki_policy.then(|| {
+            if policies.iter().any(|p| **p == *input.remote_policy) {
+                hpki::CertificateKind::Remote
+            } else {
+                hpki::CertificateKind::Card
+            }
+        });
+        Ok(ValidatedPath {
+            certificates,
+            hc_roles: hc_roles(ee),
+            policies,
+            kind,
+        })
+    }
+}
+
+fn bit(bits: &KeyUsage, n: usize) -> bool {
+    bits.get(n).map(|b| *b).unwrap_or(false)
+}
+
+fn crl_reason(r: &rasn_pkix::RevokedCertificate) -> String {
+    const NAMES: [&str; 11] = [
+        "unspecified",
+        "keyCompromise",
+        "cACompromise",
+        "affiliationChanged",
+        "superseded",
+        "cessationOfOperation",
+        "certificateHold",
+        "unused",
+        "removeFromCRL",
+        "privilegeWithdrawn",
+        "aACompromise",
+    ];
+    r.crl_entry_extensions
+        .as_ref()
+        .and_then(|exts| {
+            exts.iter()
+                .find(|e| e.extn_id == *Oid::const_new(&[2, 5, 29, 21]))
+        })
+        .and_then(|e| e.extn_value.get(2).copied())
+        .and_then(|code| NAMES.get(code as usize).copied())
+        .unwrap_or("unspecified")
+        .to_owned()
+}
+
+fn verify_signed(child: &Parsed, issuer: &Parsed) -> Result<(), PathError> {
+    let spki = &issuer.cert.tbs_certificate.subject_public_key_info;
+    let (alg, _, _) =
+        signature_verifier(&child.cert.signature_algorithm, None, spki).map_err(|reason| {
+            PathError::Algorithm {
+                subject: child.subject(),
+                reason,
+            }
+        })?;
+    // The signed bytes are the TBSCertificate as it appears in the certificate: the DER
+    // re-encoding of a DER certificate is that.
+    let tbs = rasn::der::encode(&child.cert.tbs_certificate)
+        .map_err(|e| PathError::Decode(e.to_string()))?;
+    UnparsedPublicKey::new(alg, spki.subject_public_key.as_raw_slice())
+        .verify(&tbs, child.cert.signature_value.as_raw_slice())
+        .map_err(|_| PathError::BadSignature {
+            subject: child.subject(),
+            issuer: issuer.subject(),
+        })
+}
+
+fn check_validity(c: &Parsed, at: SystemTime) -> Result<(), PathError> {
+    let v = &c.cert.tbs_certificate.validity;
+    let (nb, na) = (time_to_system(&v.not_before), time_to_system(&v.not_after));
+    if at < nb || at > na {
+        return Err(PathError::Expired {
+            subject: c.subject(),
+            at: fmt_time(at),
+            not_before: fmt_time(nb),
+            not_after: fmt_time(na),
+        });
+    }
+    Ok(())
+}
+
+fn check_critical(c: &Parsed) -> Result<(), PathError> {
+    let known: [&Oid; 11] = [
+        ID_CE_SUBJECT_KEY_IDENTIFIER,
+        ID_CE_KEY_USAGE,
+        ID_CE_SUBJECT_ALT_NAME,
+        ID_CE_ISSUER_ALT_NAME,
+        ID_CE_BASIC_CONSTRAINTS,
+        ID_CE_CRL_DISTRIBUTION_POINTS,
+        ID_CE_AUTHORITY_KEY_IDENTIFIER,
+        ID_CE_EXT_KEY_USAGE,
+        ID_PE_AUTHORITY_INFO_ACCESS,
+        hpki::ID_CE_CERTIFICATE_POLICIES,
+        hpki::ID_CE_SUBJECT_DIRECTORY_ATTRIBUTES,
+    ];
+    for e in c
+        .cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flat_map(|exts| exts.iter())
+    {
+        if e.critical && !known.iter().any(|k| e.extn_id == **k) {
+            return Err(PathError::UnknownCriticalExtension {
+                subject: c.subject(),
+                oid: e.extn_id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn hc_roles(c: &Parsed) -> Vec<String> {
+    let Ok(Some(attrs)) =
+        c.decode_ext::<Vec<rasn_pkix::Attribute>>(hpki::ID_CE_SUBJECT_DIRECTORY_ATTRIBUTES)
+    else {
+        return Vec::new();
+    };
+    let mut roles = Vec::new();
+    for a in attrs
+        .iter()
+        .filter(|a| a.r#type == *hpki::ID_HCPKI_AT_HEALTHCARE_ACTOR)
+    {
+        for v in a.values.iter() {
+            // HCActorData (SET OF HCActor), or a bare HCActor as some issuers write it.
+            let actors: Vec<hpki::HcActor> =
+                match rasn::der::decode::<hpki::HcActorData>(v.as_bytes()) {
+                    Ok(set) => set.into_vec(),
+                    Err(_) => rasn::der::decode::<hpki::HcActor>(v.as_bytes())
+                        .map(|a| vec![a])
+                        .unwrap_or_default(),
+                };
+            for actor in actors {
+                if let Some(coded) = actor.coded_data {
+                    roles.push(coded.code_data_value);
+                }
+            }
+        }
+    }
+    roles
+}
+
+impl From<CertCheckError> for PathError {
+    fn from(e: CertCheckError) -> Self {
+        PathError::Decode(e.to_string())
+    }
+}
