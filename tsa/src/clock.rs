@@ -150,8 +150,11 @@ impl Clock {
                 SyncStatus::Unknown(e) => return Err(ClockError::Unknown(e)),
             }
         }
-        let now = self.source.now();
+        // Read the time while holding the lock: read before it, a thread preempted between
+        // reading and locking would find a later time already handed out by another and
+        // take its own, older one for a clock step (a spurious timeNotAvailable under load).
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.source.now();
         if let Some(prev) = *last {
             if let Ok(back) = prev.duration_since(now) {
                 // Sub-second steps back can come from precision truncation elsewhere; any
@@ -236,6 +239,52 @@ mod tests {
         assert!(c.issue_time().is_ok());
         f.0.lock().unwrap().0 = t0 - Duration::from_secs(3600);
         assert!(matches!(c.issue_time(), Err(ClockError::Backwards(_))));
+    }
+
+    /// A source whose every other reading is slow to return: a thread that read the time
+    /// and was then descheduled must not see the later times others issued meanwhile as a
+    /// clock step. (Before the fix this failed within a few calls: the load benchmark's
+    /// non-success replies were these spurious timeNotAvailable rejections.)
+    #[test]
+    fn concurrent_callers_never_see_a_false_backwards_step() {
+        #[derive(Debug)]
+        struct Slow(std::sync::atomic::AtomicU64, SystemTime);
+        impl TimeSource for Slow {
+            fn now(&self) -> SystemTime {
+                let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let t = self.1 + Duration::from_millis(10 * n);
+                if n % 2 == 0 {
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                t
+            }
+            fn status(&self) -> SyncStatus {
+                SyncStatus::Unsynchronised
+            }
+        }
+        let c = Arc::new(Clock::new(
+            Box::new(Slow(Default::default(), SystemTime::now())),
+            ClockPolicy {
+                require_sync: false,
+                ..ClockPolicy::default()
+            },
+        ));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let mut prev = None;
+                    for _ in 0..25 {
+                        let t = c.issue_time().expect("no spurious clock step");
+                        assert!(prev.is_none_or(|p| p <= t));
+                        prev = Some(t);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     #[test]
