@@ -144,11 +144,33 @@ fn db_options() -> Options {
     opts.set_paranoid_checks(true);
     // Bounded background work on a 2-core machine; RocksDB's default is 2 as well.
     opts.set_max_background_jobs(2);
+    // Bounded memory: memtables of all column families together flush at 64 MiB (by default
+    // each of the eight families may hold two 64 MiB memtables, which a long-running TSA
+    // fills slowly with audit records and so looks like a leak).
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
     opts
+}
+
+/// Memtable memory of all column families together.
+const MEMTABLE_BUDGET: usize = 64 << 20;
+/// Memtable size of one column family before it is flushed.
+const MEMTABLE_SIZE: usize = 16 << 20;
+/// Block cache shared by all column families.
+const BLOCK_CACHE: usize = 64 << 20;
+
+fn block_cache() -> rocksdb::Cache {
+    static CACHE: std::sync::OnceLock<rocksdb::Cache> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| rocksdb::Cache::new_lru_cache(BLOCK_CACHE))
+        .clone()
 }
 
 fn cf_options(cf: Cf) -> Options {
     let mut opts = Options::default();
+    opts.set_write_buffer_size(MEMTABLE_SIZE);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(&block_cache());
+    opts.set_block_based_table_factory(&table);
     if cf.compressed() {
         opts.set_compression_type(DBCompressionType::Zstd);
         opts.set_bottommost_compression_type(DBCompressionType::Zstd);
