@@ -9,9 +9,12 @@
 //! re-verification are still to come (issues 5 and 7).
 #![forbid(unsafe_code)]
 
+pub mod document;
 pub mod ers;
 pub mod evidence;
 pub mod hashtree;
 pub mod hpki;
 pub mod path;
+pub mod policy;
+pub mod report;
 pub mod token;

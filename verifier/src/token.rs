@@ -33,7 +33,7 @@ use hozon_tsa::asn1::{
     ID_CONTENT_TYPE, ID_CT_TST_INFO, ID_ECDSA_WITH_SHA256, ID_ECDSA_WITH_SHA384,
     ID_ECDSA_WITH_SHA512, ID_EC_PUBLIC_KEY, ID_MESSAGE_DIGEST, ID_MGF1, ID_RSASSA_PSS,
     ID_RSA_ENCRYPTION, ID_SECP256R1, ID_SECP384R1, ID_SHA1_WITH_RSA, ID_SHA256_WITH_RSA,
-    ID_SHA384_WITH_RSA, ID_SHA512_WITH_RSA, ID_SIGNED_DATA,
+    ID_SHA384_WITH_RSA, ID_SHA512_WITH_RSA, ID_SIGNED_DATA, ID_SIGNING_TIME,
 };
 use hozon_tsa::certcheck::{check_tsa_profile, name_to_string, time_to_system, CertCheckError};
 use hozon_tsa::signer::DigestAlgorithm;
@@ -126,6 +126,15 @@ pub enum SignatureAlgorithm {
     RsaPss(DigestAlgorithm),
     /// ECDSA with the digest.
     Ecdsa(DigestAlgorithm),
+}
+
+impl SignatureAlgorithm {
+    /// The digest the signature is computed over.
+    pub fn digest(self) -> DigestAlgorithm {
+        match self {
+            Self::RsaPkcs1(d) | Self::RsaPss(d) | Self::Ecdsa(d) => d,
+        }
+    }
 }
 
 /// What a verified token says.
@@ -228,151 +237,26 @@ pub fn verify_token(
         )));
     }
     let sd_der = ci.content.as_bytes();
-    let sd: SignedData = decode(sd_der, "SignedData")?;
-    if sd.version != 3.into() {
+    let signed = verify_signed_data(sd_der, ID_CT_TST_INFO, None, extra_certs)?;
+    if signed.version != 3 {
         return Err(malformed(format!(
             "SignedData version {} (RFC 5652 §5.1 requires 3 for id-ct-TSTInfo)",
-            sd.version
+            signed.version
         )));
     }
-    let signer_infos: Vec<&SignerInfo> = sd.signer_infos.iter().collect();
-    if signer_infos.len() != 1 {
-        return Err(malformed(format!(
-            "{} SignerInfos; a time-stamp token has exactly one",
-            signer_infos.len()
-        )));
-    }
-    let si = signer_infos[0];
-    if sd.encap_content_info.content_type != *ID_CT_TST_INFO {
-        return Err(malformed(format!(
-            "eContentType {} is not id-ct-TSTInfo",
-            sd.encap_content_info.content_type
-        )));
-    }
-    let tst_der = sd
-        .encap_content_info
-        .content
-        .as_ref()
-        .ok_or_else(|| malformed("no eContent (detached TSTInfo)"))?
-        .to_vec();
+    let tst_der = signed.content;
     let tst: TstInfo = decode(&tst_der, "TSTInfo")?;
     if tst.version != 1.into() {
         return Err(malformed(format!("TSTInfo version {}", tst.version)));
     }
-
-    let signer_digest = digest_of(&si.digest_algorithm, "SignerInfo digestAlgorithm")?;
-    let listed = sd
-        .digest_algorithms
-        .iter()
-        .any(|a| a.algorithm == si.digest_algorithm.algorithm && params_absent_or_null(a));
-    if !listed {
-        return Err(malformed(
-            "SignerInfo digestAlgorithm is not in SignedData.digestAlgorithms",
-        ));
-    }
-
-    // Raw views of the SignedData, to keep the exact bytes of certificates and attributes.
-    let sd_fields = children(sd_der).ok_or_else(|| malformed("SignedData TLVs"))?;
-    let raw_certs: Vec<&[u8]> = sd_fields
-        .iter()
-        .find(|f| f[0] == 0xa0)
-        .and_then(|f| children(f))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c[0] == 0x30)
-        .collect();
-    let raw_si = sd_fields
-        .last()
-        .and_then(|f| children(f))
-        .and_then(|sis| sis.first().copied())
-        .ok_or_else(|| malformed("SignerInfo TLV"))?;
-    let raw_signed_attrs = children(raw_si)
-        .ok_or_else(|| malformed("SignerInfo TLVs"))?
-        .into_iter()
-        .find(|f| f[0] == 0xa0)
-        .ok_or(TokenVerifyError::MissingAttribute("signedAttrs"))?;
-
-    // 2. Signer certificate.
-    let (cert_der, cert) = find_signer_certificate(si, &raw_certs, extra_certs)?;
-
-    // 3. Signed attributes.
-    let attrs: Vec<&Attribute> = si
-        .signed_attrs
-        .as_ref()
-        .ok_or(TokenVerifyError::MissingAttribute("signedAttrs"))?
-        .iter()
-        .collect();
-    let single = |oid: &Oid, name: &'static str| -> Result<Option<Vec<u8>>, TokenVerifyError> {
-        let mut found = attrs.iter().filter(|a| a.r#type == *oid);
-        let Some(a) = found.next() else {
-            return Ok(None);
-        };
-        let values: Vec<_> = a.values.iter().collect();
-        if found.next().is_some() || values.len() != 1 {
-            return Err(TokenVerifyError::DuplicateAttribute(name.into()));
-        }
-        Ok(Some(values[0].as_bytes().to_vec()))
-    };
-    let content_type = single(ID_CONTENT_TYPE, "contentType")?
-        .ok_or(TokenVerifyError::MissingAttribute("contentType"))?;
-    let content_type: ObjectIdentifier = decode(&content_type, "contentType attribute")?;
-    if content_type != *ID_CT_TST_INFO {
-        return Err(TokenVerifyError::ContentTypeAttribute(
-            content_type.to_string(),
-        ));
-    }
-    let md = single(ID_MESSAGE_DIGEST, "messageDigest")?
-        .ok_or(TokenVerifyError::MissingAttribute("messageDigest"))?;
-    let md: rasn::types::OctetString = decode(&md, "messageDigest attribute")?;
-    if md.as_ref() != signer_digest.digest(&tst_der).as_slice() {
-        return Err(TokenVerifyError::MessageDigest);
-    }
-    let v2 = single(ID_AA_SIGNING_CERTIFICATE_V2, "signingCertificateV2")?;
-    let v1 = single(ID_AA_SIGNING_CERTIFICATE, "signingCertificate")?;
-    let mut ess = None;
-    if let Some(v1) = v1 {
-        let sc: SigningCertificate = decode(&v1, "signingCertificate")?;
-        let first = sc
-            .certs
-            .first()
-            .ok_or_else(|| TokenVerifyError::SigningCertificate("no ESSCertID".into()))?;
-        check_ess_id(
-            DigestAlgorithm::Sha1,
-            &first.cert_hash,
-            first.issuer_serial.as_ref(),
-            cert_der,
-            &cert,
-        )?;
-        ess = Some(EssAttribute::V1);
-    }
-    if let Some(v2) = v2 {
-        let sc: SigningCertificateV2 = decode(&v2, "signingCertificateV2")?;
-        let first: &EssCertIdV2 = sc
-            .certs
-            .first()
-            .ok_or_else(|| TokenVerifyError::SigningCertificate("no ESSCertIDv2".into()))?;
-        let alg = digest_of(&first.hash_algorithm, "ESSCertIDv2 hashAlgorithm")?;
-        check_ess_id(
-            alg,
-            &first.cert_hash,
-            first.issuer_serial.as_ref(),
-            cert_der,
-            &cert,
-        )?;
-        ess = Some(EssAttribute::V2(alg));
-    }
-    let ess = ess.ok_or(TokenVerifyError::MissingAttribute(
-        "signingCertificateV2 or signingCertificate",
-    ))?;
-
-    // 4. Signature over the original attribute bytes, re-tagged as SET.
-    let mut message = raw_signed_attrs.to_vec();
-    message[0] = 0x31;
-    let (alg, signature_algorithm, key_bits) = verification_algorithm(si, signer_digest, &cert)?;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    UnparsedPublicKey::new(alg, spki.subject_public_key.as_raw_slice())
-        .verify(&message, si.signature.as_ref())
-        .map_err(|_| TokenVerifyError::BadSignature)?;
+    let cert = signed.cert;
+    let cert_der = signed.cert_der.as_slice();
+    let (signer_digest, signature_algorithm, key_bits, ess) = (
+        signed.signer_digest,
+        signed.signature_algorithm,
+        signed.key_bits,
+        signed.ess,
+    );
 
     // 5. Certificate profile and the tsa name.
     check_tsa_profile(&cert)?;
@@ -427,6 +311,208 @@ pub fn verify_token(
         ess,
         certificate: cert_der.to_vec(),
         tst_info: tst_der,
+    })
+}
+
+/// A CMS SignedData whose one SignerInfo verified (see [`verify_signed_data`]).
+#[derive(Clone, Debug)]
+pub(crate) struct SignedDataVerified {
+    /// SignedData version.
+    pub version: u64,
+    /// The signed content: the eContent, or the detached content given.
+    pub content: Vec<u8>,
+    /// DER of the signer's certificate.
+    pub cert_der: Vec<u8>,
+    /// The signer's certificate.
+    pub cert: Certificate,
+    /// SignerInfo.digestAlgorithm.
+    pub signer_digest: DigestAlgorithm,
+    /// Signature algorithm.
+    pub signature_algorithm: SignatureAlgorithm,
+    /// Key size.
+    pub key_bits: usize,
+    /// Which ESS attribute bound the certificate.
+    pub ess: EssAttribute,
+    /// The signature octets.
+    pub signature: Vec<u8>,
+    /// The signingTime attribute, if any.
+    pub signing_time: Option<SystemTime>,
+    /// Unsigned attributes.
+    pub unsigned_attrs: Vec<Attribute>,
+    /// DER of every certificate in the SignedData.
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// Steps 1–4 of the module documentation for any SignedData with one SignerInfo: the
+/// eContentType must be `content_type` (also in the contentType attribute); the content is
+/// the eContent or, for a detached signature, `detached`; messageDigest, the ESS
+/// signing-certificate binding and the signature over the original attribute bytes.
+pub(crate) fn verify_signed_data(
+    sd_der: &[u8],
+    content_type: &Oid,
+    detached: Option<&[u8]>,
+    extra_certs: &[Vec<u8>],
+) -> Result<SignedDataVerified, TokenVerifyError> {
+    let sd: SignedData = decode(sd_der, "SignedData")?;
+    let signer_infos: Vec<&SignerInfo> = sd.signer_infos.iter().collect();
+    if signer_infos.len() != 1 {
+        return Err(malformed(format!(
+            "{} SignerInfos; exactly one is expected",
+            signer_infos.len()
+        )));
+    }
+    let si = signer_infos[0];
+    if sd.encap_content_info.content_type != *content_type {
+        return Err(malformed(format!(
+            "eContentType {} is not {content_type}",
+            sd.encap_content_info.content_type
+        )));
+    }
+    let content = match (&sd.encap_content_info.content, detached) {
+        (Some(c), None) => c.to_vec(),
+        (None, Some(d)) => d.to_vec(),
+        (None, None) => return Err(malformed("no eContent (detached content)")),
+        (Some(_), Some(_)) => {
+            return Err(malformed(
+                "eContent present where a detached signature is expected",
+            ))
+        }
+    };
+
+    let signer_digest = digest_of(&si.digest_algorithm, "SignerInfo digestAlgorithm")?;
+    let listed = sd
+        .digest_algorithms
+        .iter()
+        .any(|a| a.algorithm == si.digest_algorithm.algorithm && params_absent_or_null(a));
+    if !listed {
+        return Err(malformed(
+            "SignerInfo digestAlgorithm is not in SignedData.digestAlgorithms",
+        ));
+    }
+
+    // Raw views of the SignedData, to keep the exact bytes of certificates and attributes.
+    let sd_fields = children(sd_der).ok_or_else(|| malformed("SignedData TLVs"))?;
+    let raw_certs: Vec<&[u8]> = sd_fields
+        .iter()
+        .find(|f| f[0] == 0xa0)
+        .and_then(|f| children(f))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c[0] == 0x30)
+        .collect();
+    let raw_si = sd_fields
+        .last()
+        .and_then(|f| children(f))
+        .and_then(|sis| sis.first().copied())
+        .ok_or_else(|| malformed("SignerInfo TLV"))?;
+    let raw_signed_attrs = children(raw_si)
+        .ok_or_else(|| malformed("SignerInfo TLVs"))?
+        .into_iter()
+        .find(|f| f[0] == 0xa0)
+        .ok_or(TokenVerifyError::MissingAttribute("signedAttrs"))?;
+
+    // 2. Signer certificate.
+    let (cert_der, cert) = find_signer_certificate(si, &raw_certs, extra_certs)?;
+
+    // 3. Signed attributes.
+    let attrs: Vec<&Attribute> = si
+        .signed_attrs
+        .as_ref()
+        .ok_or(TokenVerifyError::MissingAttribute("signedAttrs"))?
+        .iter()
+        .collect();
+    let single = |oid: &Oid, name: &'static str| -> Result<Option<Vec<u8>>, TokenVerifyError> {
+        let mut found = attrs.iter().filter(|a| a.r#type == *oid);
+        let Some(a) = found.next() else {
+            return Ok(None);
+        };
+        let values: Vec<_> = a.values.iter().collect();
+        if found.next().is_some() || values.len() != 1 {
+            return Err(TokenVerifyError::DuplicateAttribute(name.into()));
+        }
+        Ok(Some(values[0].as_bytes().to_vec()))
+    };
+    let content_type_attr = single(ID_CONTENT_TYPE, "contentType")?
+        .ok_or(TokenVerifyError::MissingAttribute("contentType"))?;
+    let content_type_attr: ObjectIdentifier = decode(&content_type_attr, "contentType attribute")?;
+    if content_type_attr != *content_type {
+        return Err(TokenVerifyError::ContentTypeAttribute(
+            content_type_attr.to_string(),
+        ));
+    }
+    let md = single(ID_MESSAGE_DIGEST, "messageDigest")?
+        .ok_or(TokenVerifyError::MissingAttribute("messageDigest"))?;
+    let md: rasn::types::OctetString = decode(&md, "messageDigest attribute")?;
+    if md.as_ref() != signer_digest.digest(&content).as_slice() {
+        return Err(TokenVerifyError::MessageDigest);
+    }
+    let v2 = single(ID_AA_SIGNING_CERTIFICATE_V2, "signingCertificateV2")?;
+    let v1 = single(ID_AA_SIGNING_CERTIFICATE, "signingCertificate")?;
+    let mut ess = None;
+    if let Some(v1) = v1 {
+        let sc: SigningCertificate = decode(&v1, "signingCertificate")?;
+        let first = sc
+            .certs
+            .first()
+            .ok_or_else(|| TokenVerifyError::SigningCertificate("no ESSCertID".into()))?;
+        check_ess_id(
+            DigestAlgorithm::Sha1,
+            &first.cert_hash,
+            first.issuer_serial.as_ref(),
+            cert_der,
+            &cert,
+        )?;
+        ess = Some(EssAttribute::V1);
+    }
+    if let Some(v2) = v2 {
+        let sc: SigningCertificateV2 = decode(&v2, "signingCertificateV2")?;
+        let first: &EssCertIdV2 = sc
+            .certs
+            .first()
+            .ok_or_else(|| TokenVerifyError::SigningCertificate("no ESSCertIDv2".into()))?;
+        let alg = digest_of(&first.hash_algorithm, "ESSCertIDv2 hashAlgorithm")?;
+        check_ess_id(
+            alg,
+            &first.cert_hash,
+            first.issuer_serial.as_ref(),
+            cert_der,
+            &cert,
+        )?;
+        ess = Some(EssAttribute::V2(alg));
+    }
+    let ess = ess.ok_or(TokenVerifyError::MissingAttribute(
+        "signingCertificateV2 or signingCertificate",
+    ))?;
+
+    // 4. Signature over the original attribute bytes, re-tagged as SET.
+    let mut message = raw_signed_attrs.to_vec();
+    message[0] = 0x31;
+    let (alg, signature_algorithm, key_bits) = verification_algorithm(si, signer_digest, &cert)?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    UnparsedPublicKey::new(alg, spki.subject_public_key.as_raw_slice())
+        .verify(&message, si.signature.as_ref())
+        .map_err(|_| TokenVerifyError::BadSignature)?;
+    let signing_time = single(ID_SIGNING_TIME, "signingTime")?
+        .and_then(|v| rasn::der::decode::<Time>(&v).ok())
+        .map(|t| time_to_system(&t));
+    let version = u64::try_from(&sd.version).unwrap_or(u64::MAX);
+    Ok(SignedDataVerified {
+        version,
+        content,
+        cert_der: cert_der.to_vec(),
+        cert,
+        signer_digest,
+        signature_algorithm,
+        key_bits,
+        ess,
+        signature: si.signature.to_vec(),
+        signing_time,
+        unsigned_attrs: si
+            .unsigned_attrs
+            .as_ref()
+            .map(|a| a.to_vec().into_iter().cloned().collect())
+            .unwrap_or_default(),
+        certificates: raw_certs.iter().map(|c| c.to_vec()).collect(),
     })
 }
 
