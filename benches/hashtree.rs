@@ -13,7 +13,9 @@
 use std::process::Command;
 use std::time::Instant;
 
-use criterion::{black_box, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::hashtree::{root_from_reduced, HashTree};
 

@@ -81,9 +81,92 @@ fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> f64 {
 struct Run {
     ok: u64,
     bad: u64,
+    /// Non-success replies by reason ("HTTP 503", "reply: rejection …", "transport: …").
+    reasons: std::collections::BTreeMap<String, u64>,
     rate: f64,
     p50: Duration,
     p99: Duration,
+}
+
+impl Run {
+    fn reasons(&self) -> String {
+        if self.reasons.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|(r, n)| format!("{n}× {r}"))
+            .collect();
+        format!(" [{}]", list.join("; "))
+    }
+}
+
+/// Counters shared by the request tasks of one run.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    bad: AtomicU64,
+    reasons: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    fn record(&self, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                self.bad.fetch_add(1, Ordering::Relaxed);
+                *self.reasons.lock().unwrap().entry(reason).or_default() += 1;
+            }
+        }
+    }
+
+    fn run(&self, elapsed: f64, mut lat: Vec<Duration>) -> Run {
+        let ok = self.ok.load(Ordering::Relaxed);
+        Run {
+            ok,
+            bad: self.bad.load(Ordering::Relaxed),
+            reasons: self.reasons.lock().unwrap().clone(),
+            rate: ok as f64 / elapsed,
+            p50: percentile(&mut lat, 0.50),
+            p99: percentile(&mut lat, 0.99),
+        }
+    }
+}
+
+/// One request; `Err` says why it was not a granted token.
+async fn send_one(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/timestamp-query")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            let kind = if e.is_connect() {
+                "connect"
+            } else if e.is_timeout() {
+                "timeout"
+            } else if e.is_request() {
+                "request"
+            } else {
+                "other"
+            };
+            format!("transport ({kind}): {}", e.without_url())
+        })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the body: {}", e.without_url()))?;
+    hozon_tsa::client::parse_response(&bytes)
+        .map(|_| ())
+        .map_err(|e| format!("reply: {e}"))
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -94,10 +177,6 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn granted(body: &[u8]) -> bool {
-    hozon_tsa::client::parse_response(body).is_ok()
-}
-
 /// Closed loop: `conns` tasks each sending requests back to back.
 async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u8>>>) -> Run {
     let client = reqwest::Client::builder()
@@ -106,17 +185,15 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
         .unwrap();
     let deadline = Instant::now() + dur;
     let lat = Arc::new(Mutex::new(Vec::new()));
-    let ok = Arc::new(AtomicU64::new(0));
-    let bad = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let (client, url, lat, ok, bad, reqs) = (
+        let (client, url, lat, tally, reqs) = (
             client.clone(),
             url.to_string(),
             lat.clone(),
-            ok.clone(),
-            bad.clone(),
+            tally.clone(),
             reqs.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -124,18 +201,9 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
             let mut local = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/timestamp-query")
-                    .body(reqs[i % reqs.len()].clone())
-                    .send()
-                    .await;
-                let good = match r {
-                    Ok(resp) => resp.bytes().await.map(|b| granted(&b)).unwrap_or(false),
-                    Err(_) => false,
-                };
+                let outcome = send_one(&client, &url, reqs[i % reqs.len()].clone()).await;
                 local.push(t.elapsed());
-                if good { &ok } else { &bad }.fetch_add(1, Ordering::Relaxed);
+                tally.record(outcome);
                 i += conns;
             }
             lat.lock().unwrap().extend(local);
@@ -144,15 +212,8 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
     for t in tasks {
         t.await.unwrap();
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut l = lat.lock().unwrap().clone();
-    Run {
-        ok: ok.load(Ordering::Relaxed),
-        bad: bad.load(Ordering::Relaxed),
-        rate: ok.load(Ordering::Relaxed) as f64 / elapsed,
-        p50: percentile(&mut l, 0.50),
-        p99: percentile(&mut l, 0.99),
-    }
+    let l = lat.lock().unwrap().clone();
+    tally.run(start.elapsed().as_secs_f64(), l)
 }
 
 /// Open loop: requests started at a fixed `rate` regardless of replies.
@@ -168,8 +229,7 @@ async fn open_loop(
         .build()
         .unwrap();
     let lat = Arc::new(Mutex::new(Vec::new()));
-    let ok = Arc::new(AtomicU64::new(0));
-    let bad = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
     let mut next = start;
@@ -178,29 +238,19 @@ async fn open_loop(
     let mut tasks = tokio::task::JoinSet::new();
     while next < start + dur {
         tokio::time::sleep_until(next.into()).await;
-        let (client, url, lat, ok, bad, body) = (
+        let (client, url, lat, tally, body) = (
             client.clone(),
             url.to_string(),
             lat.clone(),
-            ok.clone(),
-            bad.clone(),
+            tally.clone(),
             reqs[i % reqs.len()].clone(),
         );
         let scheduled = next;
         tasks.spawn(async move {
-            let r = client
-                .post(&url)
-                .header("content-type", "application/timestamp-query")
-                .body(body)
-                .send()
-                .await;
-            let good = match r {
-                Ok(resp) => resp.bytes().await.map(|b| granted(&b)).unwrap_or(false),
-                Err(_) => false,
-            };
+            let outcome = send_one(&client, &url, body).await;
             // Latency from the scheduled start: queueing counts (no coordinated omission).
             lat.lock().unwrap().push(scheduled.elapsed());
-            if good { &ok } else { &bad }.fetch_add(1, Ordering::Relaxed);
+            tally.record(outcome);
         });
         while tasks.try_join_next().is_some() {}
         if let Some(rss) = rss {
@@ -213,15 +263,8 @@ async fn open_loop(
         next += interval;
     }
     while tasks.join_next().await.is_some() {}
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut l = lat.lock().unwrap().clone();
-    Run {
-        ok: ok.load(Ordering::Relaxed),
-        bad: bad.load(Ordering::Relaxed),
-        rate: ok.load(Ordering::Relaxed) as f64 / elapsed,
-        p50: percentile(&mut l, 0.50),
-        p99: percentile(&mut l, 0.99),
-    }
+    let l = lat.lock().unwrap().clone();
+    tally.run(start.elapsed().as_secs_f64(), l)
 }
 
 fn requests(n: usize) -> Arc<Vec<Vec<u8>>> {
@@ -303,19 +346,21 @@ fn bench_key(
         let at70 = open_loop(&url, peak.rate * 0.7, phase, reqs.clone(), None).await;
         println!(
             "{label}: raw PKCS#11 sign {raw:.0}/s (2 threads) | peak {:.0} tokens/s = {:.2} of raw \
-             (p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success) | at 70% of peak ({:.0}/s): \
-             p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success",
+             (p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}) | at 70% of peak ({:.0}/s): \
+             p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}",
             peak.rate,
             peak.rate / raw,
             peak.p50.as_secs_f64() * 1e3,
             peak.p99.as_secs_f64() * 1e3,
             peak.ok,
             peak.bad,
+            peak.reasons(),
             peak.rate * 0.7,
             at70.p50.as_secs_f64() * 1e3,
             at70.p99.as_secs_f64() * 1e3,
             at70.ok,
             at70.bad,
+            at70.reasons(),
         );
         if soak {
             let soak_secs = secs("HOZON_SOAK_SECS", 60);
@@ -330,17 +375,21 @@ fn bench_key(
                 )
                 .await;
                 let v = samples.into_inner().unwrap();
-                let q = v.len() / 4;
-                let first = v.iter().take(q.max(1)).copied().max().unwrap_or(0);
-                let last = v.iter().rev().take(q.max(1)).copied().max().unwrap_or(0);
+                // RSS at each tenth of the run; "flat" means no growth over the second half,
+                // once RocksDB's memtables and block cache have reached their (bounded) size.
+                let at = |f: f64| v.get(((v.len() as f64 - 1.0) * f) as usize).copied().unwrap_or(0);
+                let marks: Vec<String> = (1..=10).map(|i| format!("{}", at(i as f64 / 10.0) / 1024)).collect();
+                let (half, end) = (at(0.5), at(1.0));
                 println!(
-                    "{label}: soak {soak_secs} s at {:.0}/s: {} ok, {} non-success, p99 {:.1} ms, \
-                     RSS max first quarter {first} KiB, last quarter {last} KiB ({:+.1}%)",
+                    "{label}: soak {soak_secs} s at {:.0}/s: {} ok, {} non-success{}, p99 {:.1} ms; \
+                     RSS MiB at each tenth: {}; second half {:+.1}%",
                     peak.rate * 0.7,
                     s.ok,
                     s.bad,
+                    s.reasons(),
                     s.p99.as_secs_f64() * 1e3,
-                    (last as f64 - first as f64) / first.max(1) as f64 * 100.0
+                    marks.join(" "),
+                    (end as f64 - half as f64) / half.max(1) as f64 * 100.0
                 );
             }
         }
