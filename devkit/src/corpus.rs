@@ -605,25 +605,43 @@ pub fn write_corpus(
         min_size: u64::MAX,
         ..CorpusSummary::default()
     };
+    // Chunk k+1 is generated (in parallel) while chunk k is written, so the disk and the
+    // signing overlap; at most two chunks are in memory.
     let mut start = 0;
-    while start < spec.count {
+    let mut written: Option<(u64, Vec<GeneratedDocument>)> = None;
+    while start < spec.count || written.is_some() {
         let end = (start + CHUNK).min(spec.count);
-        let docs: Vec<GeneratedDocument> = (start..end)
-            .into_par_iter()
-            .map(|i| corpus.good(i))
-            .collect::<Result<_, _>>()?;
-        if start % 1000 == 0 || start / 1000 != end / 1000 {
+        let to_write = written.take();
+        let (generated, wrote) = rayon::join(
+            || -> Result<Vec<GeneratedDocument>, DevkitError> {
+                (start..end)
+                    .into_par_iter()
+                    .map(|i| corpus.good(i))
+                    .collect()
+            },
+            || -> Result<Option<u64>, DevkitError> {
+                let Some((upto, docs)) = to_write else {
+                    return Ok(None);
+                };
+                for doc in &docs {
+                    emit(out, doc, &mut manifest, &mut summary)?;
+                    summary.good += 1;
+                }
+                Ok(Some(upto))
+            },
+        );
+        if let Some(upto) = wrote? {
+            progress(upto);
+        }
+        let generated = generated?;
+        if !generated.is_empty() {
             for dir in start / 1000..=end.saturating_sub(1) / 1000 {
                 let d = out.join(format!("docs/{dir:03}"));
                 std::fs::create_dir_all(&d).map_err(|e| DevkitError::io(&d, e))?;
             }
-        }
-        for doc in &docs {
-            emit(out, doc, &mut manifest, &mut summary)?;
-            summary.good += 1;
+            written = Some((end, generated));
         }
         start = end;
-        progress(start);
     }
     for doc in corpus.bad()? {
         emit(out, &doc, &mut manifest, &mut summary)?;
