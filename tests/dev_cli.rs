@@ -1,18 +1,29 @@
 //! `hozon dev pki` and `hozon dev corpus` through the binary: the files a user gets, the
 //! refusal to write into a non-empty directory, and seeds that reproduce the same bytes.
 
-use std::path::Path;
-use std::process::{Command, Output};
+#[path = "support/cli.rs"]
+mod cli;
 
-fn hozon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hozon"))
-        .args(args)
-        .output()
-        .expect("hozon runs")
-}
+use cli::{hozon, s};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// `hozon dev corpus` of 25 CMS documents, seed 8, with `threads` workers, into `out`.
+fn corpus(pki: &std::path::Path, out: &std::path::Path, threads: &str) -> std::process::Output {
+    hozon(&[
+        "dev",
+        "corpus",
+        "--pki",
+        s(pki),
+        "--count",
+        "25",
+        "--out",
+        s(out),
+        "--seed",
+        "8",
+        "--format",
+        "cms",
+        "--threads",
+        threads,
+    ])
 }
 
 #[test]
@@ -41,55 +52,25 @@ fn pki_then_corpus() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not an empty directory"));
 
-    let corpus = tmp.path().join("corpus");
-    let out = hozon(&[
-        "dev",
-        "corpus",
-        "--pki",
-        s(&pki),
-        "--count",
-        "25",
-        "--out",
-        s(&corpus),
-        "--seed",
-        "8",
-        "--format",
-        "cms",
-        "--threads",
-        "2",
-    ]);
+    let corpus_dir = tmp.path().join("corpus");
+    let out = corpus(&pki, &corpus_dir, "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("25 documents and 7 bad ones"), "{stderr}");
-    let manifest = std::fs::read_to_string(corpus.join("manifest.jsonl")).unwrap();
+    let manifest = std::fs::read_to_string(corpus_dir.join("manifest.jsonl")).unwrap();
     assert_eq!(manifest.lines().count(), 32);
-    assert!(corpus.join("docs/000/0000024.json").is_file());
+    assert!(corpus_dir.join("docs/000/0000024.json").is_file());
 
     // The same seeds give the same bytes, whatever the thread count.
     let corpus2 = tmp.path().join("corpus2");
-    let out = hozon(&[
-        "dev",
-        "corpus",
-        "--pki",
-        s(&pki),
-        "--count",
-        "25",
-        "--out",
-        s(&corpus2),
-        "--seed",
-        "8",
-        "--format",
-        "cms",
-        "--threads",
-        "1",
-    ]);
+    let out = corpus(&pki, &corpus2, "1");
     assert!(out.status.success());
     assert_eq!(
-        std::fs::read(corpus.join("manifest.jsonl")).unwrap(),
+        std::fs::read(corpus_dir.join("manifest.jsonl")).unwrap(),
         std::fs::read(corpus2.join("manifest.jsonl")).unwrap()
     );
     assert_eq!(
-        std::fs::read(corpus.join("docs/000/0000017.json")).unwrap(),
+        std::fs::read(corpus_dir.join("docs/000/0000017.json")).unwrap(),
         std::fs::read(corpus2.join("docs/000/0000017.json")).unwrap()
     );
 

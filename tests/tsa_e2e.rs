@@ -352,7 +352,7 @@ sessions = 2
     )
     .unwrap();
     let envs = [
-        ("HOZON_TEST_PIN", softhsm::PIN),
+        ("HOZON_TEST_PIN", softhsm::USER_PIN),
         ("SOFTHSM2_CONF", token.conf.to_str().unwrap()),
     ];
     let hozon = |args: &[&str]| {

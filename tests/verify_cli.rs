@@ -2,34 +2,16 @@
 //! and corpus made by `hozon dev`, with an evidence record assembled from the verifier's
 //! pieces and a dev TSA.
 
-use std::path::Path;
-use std::process::{Command, Output};
+#[path = "support/cli.rs"]
+mod cli;
 
 use chrono::{TimeZone, Utc};
+use cli::{hozon, s, text};
 use hozon_devkit::pki::TestPki;
 use hozon_devkit::sign::Stamper;
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::ers::{evidence_record, ArchiveTimeStamp};
 use hozon_verifier::hashtree::HashTree;
-
-fn hozon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hozon"))
-        .args(args)
-        .output()
-        .expect("hozon runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn documents_evidence_and_tokens() {
@@ -55,6 +37,13 @@ fn documents_evidence_and_tokens() {
     let trust = pki_dir.join("trust");
     let crl = pki_dir.join("crl");
     let common = ["--trust", s(&trust), "--crl", s(&crl)];
+    // `hozon verify document ARGS --trust … --crl …`
+    let verify_doc = |args: &[&str]| {
+        let mut all = vec!["verify", "document"];
+        all.extend_from_slice(args);
+        all.extend(common);
+        hozon(&all)
+    };
 
     // The manifest says which documents are current and which were signed with SHA-1.
     let manifest: Vec<serde_json::Value> = std::fs::read_to_string(corpus.join("manifest.jsonl"))
@@ -72,9 +61,7 @@ fn documents_evidence_and_tokens() {
 
     // A good document: valid, with the signer, the timestamp and the path in the report.
     let doc = pick(false).unwrap();
-    let mut args = vec!["verify", "document", s(&doc)];
-    args.extend(common);
-    let out = hozon(&args);
+    let out = verify_doc(&[s(&doc)]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.starts_with("VALID: unchanged since 20"), "{t}");
@@ -82,21 +69,15 @@ fn documents_evidence_and_tokens() {
     assert!(t.contains("Medical Doctor"), "{t}");
 
     // JSON and HTML.
-    let mut json_args = args.clone();
-    json_args.extend(["--format", "json"]);
-    let out = hozon(&json_args);
+    let out = verify_doc(&[s(&doc), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verdict"]["result"], "valid");
-    let mut html_args = args.clone();
-    html_args.extend(["--format", "html"]);
-    let out = hozon(&html_args);
+    let out = verify_doc(&[s(&doc), "--format", "html"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("<!DOCTYPE html>"));
 
     // A bad document: exit 1, the code named.
     let bad = corpus.join("bad/revoked-cms.json");
-    let mut args = vec!["verify", "document", s(&bad)];
-    args.extend(common);
-    let out = hozon(&args);
+    let out = verify_doc(&[s(&bad)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("[certificate-revoked]"),
@@ -129,64 +110,42 @@ fn documents_evidence_and_tokens() {
         std::fs::write(f.with_extension("ers"), der).unwrap();
     }
     let ers = doc.with_extension("ers");
-    let mut args = vec!["verify", "document", s(&doc), "--evidence", s(&ers)];
-    args.extend(common);
-    let out = hozon(&args);
+    let out = verify_doc(&[s(&doc), "--evidence", s(&ers)]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("Archive timestamp 1 (first timestamp)"), "{t}");
 
     let ers_other = other.with_extension("ers");
-    let mut args = vec!["verify", "document", s(&other), "--evidence", s(&ers_other)];
-    args.extend(common);
-    let out = hozon(&args);
+    let out = verify_doc(&[s(&other), "--evidence", s(&ers_other)]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("only the evidence record is checked"), "{t}");
     assert!(t.contains("unchanged since 2026-11-01T00:00:00Z"), "{t}");
     // The record of another file does not fit.
-    let mut args = vec!["verify", "document", s(&other), "--evidence", s(&ers)];
-    args.extend(common);
-    let out = hozon(&args);
+    let out = verify_doc(&[s(&other), "--evidence", s(&ers)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 
     // Verified as of mid-2028, RSA PKCS#1 v1.5 ends within the policy's year (2029-01-01).
-    let mut args = vec![
-        "verify",
-        "document",
+    let out = verify_doc(&[
         s(&doc),
         "--evidence",
         s(&ers),
         "--at",
         "2028-06-01T00:00:00Z",
-    ];
-    args.extend(common);
-    let out = hozon(&args);
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("RENEWAL DUE by 2029-01-01: rsa-pkcs1"), "{t}");
     // Under the BSI profile PKCS#1 v1.5 ended on 2025-12-31, before that same evidence step
     // was covered (now), so the record no longer protects the document.
-    let mut args = vec![
-        "verify",
-        "document",
-        s(&doc),
-        "--evidence",
-        s(&ers),
-        "--policy",
-        "bsi",
-    ];
-    args.extend(common);
-    let out = hozon(&args);
+    let out = verify_doc(&[s(&doc), "--evidence", s(&ers), "--policy", "bsi"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("[algorithm-expired]"), "{t}");
 
     // A document signed with SHA-1 in 2015–2019: SHA-1 had ended in 2012 under ETSI.
     if let Some(legacy) = pick(true) {
-        let mut args = vec!["verify", "document", s(&legacy)];
-        args.extend(common);
-        let out = hozon(&args);
+        let out = verify_doc(&[s(&legacy)]);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(1), "{t}");
         assert!(

@@ -7,7 +7,7 @@
 //! openssl req -in r.pem -verify -noout -text
 //! ```
 
-#[path = "common/softhsm.rs"]
+#[path = "../../tests/support/softhsm.rs"]
 mod softhsm;
 
 use std::path::Path;

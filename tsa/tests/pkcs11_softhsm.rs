@@ -1,7 +1,7 @@
 //! `Pkcs11Signer` and `keygen` against a real SoftHSM2 token; signatures checked with aws-lc-rs
 //! and, for two of them, `openssl dgst -verify`.
 
-#[path = "common/softhsm.rs"]
+#[path = "../../tests/support/softhsm.rs"]
 mod softhsm;
 
 use std::sync::Arc;
