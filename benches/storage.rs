@@ -54,34 +54,25 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("storage");
     g.throughput(Throughput::Bytes(VALUE as u64));
     let mut next = PRELOAD;
-    g.bench_function("put_4k_buffered", |b| {
-        b.iter_batched(
-            || {
-                next += 1;
-                (next, value_for(next))
-            },
-            |(k, v)| {
-                let mut batch = store.batch();
-                batch.put::<Docs>(&k, &v);
-                store.commit(batch, Durability::Buffered).unwrap();
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.bench_function("put_4k_durable", |b| {
-        b.iter_batched(
-            || {
-                next += 1;
-                (next, value_for(next))
-            },
-            |(k, v)| {
-                let mut batch = store.batch();
-                batch.put::<Docs>(&k, &v);
-                store.commit(batch, Durability::Durable).unwrap();
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    for (name, durability) in [
+        ("put_4k_buffered", Durability::Buffered),
+        ("put_4k_durable", Durability::Durable),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    next += 1;
+                    (next, value_for(next))
+                },
+                |(k, v)| {
+                    let mut batch = store.batch();
+                    batch.put::<Docs>(&k, &v);
+                    store.commit(batch, durability).unwrap();
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     let mut k = 0u64;
     g.bench_function("get_4k", |b| {
         b.iter(|| {

@@ -21,7 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use rasn::types::{Any, Integer, OctetString, Oid, SetOf};
 use rasn_cms::{
     CertificateChoices, ContentInfo, EncapsulatedContentInfo, IssuerAndSerialNumber, SignedData,
@@ -156,16 +156,9 @@ pub fn jws_timestamp_imprint(jws: &str) -> Result<Vec<u8>, DevkitError> {
     Ok(DigestAlgorithm::Sha256.digest(sig.as_bytes()))
 }
 
-/// CMS `signingTime`: UTCTime from 1950 through 2049, GeneralizedTime otherwise (RFC 5652
-/// §11.3), whole seconds.
 fn signing_time_value(t: DateTime<Utc>) -> Result<Vec<u8>, DevkitError> {
-    let whole = DateTime::from_timestamp(t.timestamp(), 0)
-        .ok_or_else(|| DevkitError::Encode("signing time out of range".into()))?;
-    if (1950..=2049).contains(&whole.year()) {
-        encode(&whole, "signingTime")
-    } else {
-        encode(&whole.fixed_offset(), "signingTime")
-    }
+    hozon_tsa::asn1::signing_time_der(t)
+        .ok_or_else(|| DevkitError::Encode("signing time out of range".into()))
 }
 
 /// What a CMS signature's timestamp needs: the TSA, the time and the token serial.

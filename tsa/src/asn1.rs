@@ -269,6 +269,18 @@ pub struct RsassaPssParams {
 // Algorithm identifiers of the crate's digest and signature enums
 // ---------------------------------------------------------------------------------------------
 
+/// DER of a CMS `signingTime` value for `t` (whole seconds): UTCTime from 1950 through 2049,
+/// GeneralizedTime otherwise (RFC 5652 §11.3). `None` outside what chrono can represent.
+pub fn signing_time_der(t: chrono::DateTime<chrono::Utc>) -> Option<Vec<u8>> {
+    use chrono::Datelike;
+    let whole = chrono::DateTime::from_timestamp(t.timestamp(), 0)?;
+    if (1950..=2049).contains(&whole.year()) {
+        rasn::der::encode(&whole).ok()
+    } else {
+        rasn::der::encode(&whole.fixed_offset()).ok()
+    }
+}
+
 /// A CMS attribute (RFC 5652 §5.3) with one value, given as its DER.
 pub fn attribute(oid: &Oid, value_der: Vec<u8>) -> rasn_pkix::Attribute {
     rasn_pkix::Attribute {

@@ -407,13 +407,7 @@ fn gen_time(t: SystemTime, precision: TimePrecision) -> Result<DateTime<Utc>, To
 /// The DER of a signingTime value (RFC 5652 §11.3): UTCTime for 1950–2049, GeneralizedTime
 /// otherwise, to the second, in UTC.
 fn signing_time_der(t: DateTime<Utc>) -> Result<Vec<u8>, TokenError> {
-    let whole = DateTime::from_timestamp(t.timestamp(), 0)
-        .ok_or_else(|| TokenError::Time("out of range".into()))?;
-    if (1950..=2049).contains(&whole.year()) {
-        encode(&whole, "signingTime")
-    } else {
-        encode(&whole.fixed_offset(), "signingTime")
-    }
+    crate::asn1::signing_time_der(t).ok_or_else(|| TokenError::Time("out of range".into()))
 }
 
 fn accuracy_value(a: &Accuracy) -> Result<rasn_cms::tsp::Accuracy, TokenError> {

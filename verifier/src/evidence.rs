@@ -213,30 +213,29 @@ pub fn check_evidence(
                 index: i,
                 source,
             };
+            let covered = |leaf: &[u8], what: &'static str| {
+                root_from_reduced(digest, leaf, &lists, accept)
+                    .map_err(tree_err)?
+                    .map(|found| found.leniency)
+                    .ok_or(EvidenceError::NotCovered {
+                        chain: c,
+                        index: i,
+                        what,
+                    })
+            };
             let (kind, leniency) = if i > 0 {
                 // Timestamp renewal: the previous timestamp's hash is a leaf of this tree.
-                let leaf = digest.digest(
-                    previous_stamps
-                        .last()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default(),
-                );
-                let found = root_from_reduced(digest, &leaf, &lists, accept).map_err(tree_err)?;
-                let found = found.ok_or(EvidenceError::NotCovered {
-                    chain: c,
-                    index: i,
-                    what: "the previous archive timestamp",
-                })?;
-                (StepKind::TimestampRenewal, found.leniency)
+                let previous = previous_stamps
+                    .last()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let leniency = covered(&digest.digest(previous), "the previous archive timestamp")?;
+                (StepKind::TimestampRenewal, leniency)
             } else if c == 0 {
-                let leaf = digest.digest(data);
-                let found = root_from_reduced(digest, &leaf, &lists, accept).map_err(tree_err)?;
-                let found = found.ok_or(EvidenceError::NotCovered {
-                    chain: c,
-                    index: i,
-                    what: "the data",
-                })?;
-                (StepKind::Initial, found.leniency)
+                (
+                    StepKind::Initial,
+                    covered(&digest.digest(data), "the data")?,
+                )
             } else {
                 let earlier: ArchiveTimeStampSequence = sequence[..c].to_vec();
                 let h_seq = digest.digest(&encode(&earlier)?);

@@ -33,6 +33,7 @@ use rasn_pkix::{
 };
 
 use crate::hpki;
+use crate::report::fmt_time;
 use crate::token::{signature_verifier, SignatureAlgorithm};
 
 const ID_CE_SUBJECT_KEY_IDENTIFIER: &Oid = Oid::const_new(&[2, 5, 29, 14]);
@@ -313,16 +314,6 @@ pub struct PathInput<'a> {
     pub purpose: Purpose,
     /// The policy marking remote-signature certificates.
     pub remote_policy: &'a Oid,
-}
-
-fn fmt_time(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "?".into())
 }
 
 /// Validates a path for `input.end_entity` to one of `anchors`; see the module

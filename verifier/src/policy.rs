@@ -17,9 +17,9 @@
 //!
 //! An algorithm (with its key size) is *acceptable at* time t if some rule matches it and no
 //! matching rule has ended by t. An algorithm no rule names is not acceptable: a policy must
-//! say what it accepts. The shipped default ([`Policy::etsi`]) follows ETSI TS 119 312 v1.5.1;
-//! [`Policy::bsi`] is the BSI TR-02102 profile beside it (RSA ≥ 1900 bits PKCS#1 v1.5 ends
-//! 2025-12-31). A deployment passes its own file with `--policy`.
+//! say what it accepts. The shipped default ([`Policy::etsi`], [`ETSI_TOML`]) follows ETSI TS
+//! 119 312 v1.5.1; [`Policy::bsi`] is the BSI TR-02102 profile beside it (RSA ≥ 1900 bits
+//! PKCS#1 v1.5 ends 2025-12-31). A deployment passes its own file with `--policy`.
 //!
 //! The rule the verifier applies: each protection step must have used algorithms that were
 //! acceptable when the next step covered it (or at the verification time, for the last step).
@@ -217,48 +217,6 @@ algorithm = "ecdsa"
 min_bits = 256
 "#;
 
-/// The BSI TR-02102 profile: as ETSI, but PKCS#1 v1.5 with RSA ≥ 1900 bits ends 2025-12-31.
-pub const BSI_TOML: &str = r#"name = "BSI TR-02102 profile"
-renewal_window_days = 365
-
-[[rule]]
-algorithm = "sha1"
-until = "2012-08-01"
-[[rule]]
-algorithm = "sha256"
-[[rule]]
-algorithm = "sha384"
-[[rule]]
-algorithm = "sha512"
-[[rule]]
-algorithm = "sha3-256"
-[[rule]]
-algorithm = "sha3-512"
-[[rule]]
-algorithm = "rsa-pkcs1"
-max_bits = 1899
-until = "2019-10-01"
-[[rule]]
-algorithm = "rsa-pkcs1"
-min_bits = 1900
-until = "2025-12-31"
-[[rule]]
-algorithm = "rsa-pss"
-max_bits = 1899
-until = "2019-10-01"
-[[rule]]
-algorithm = "rsa-pss"
-min_bits = 1900
-max_bits = 2999
-until = "2029-01-01"
-[[rule]]
-algorithm = "rsa-pss"
-min_bits = 3000
-[[rule]]
-algorithm = "ecdsa"
-min_bits = 256
-"#;
-
 /// The verdict of the policy on one use at one time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Judgement {
@@ -310,9 +268,17 @@ impl Policy {
         Policy::from_toml(ETSI_TOML).expect("the shipped policy parses")
     }
 
-    /// The BSI profile.
+    /// The BSI TR-02102 profile: the ETSI policy, except that PKCS#1 v1.5 with RSA of 1900
+    /// bits and more ends on 2025-12-31.
     pub fn bsi() -> Policy {
-        Policy::from_toml(BSI_TOML).expect("the shipped policy parses")
+        let mut p = Policy::etsi();
+        p.name = "BSI TR-02102 profile".into();
+        for r in p.rules.iter_mut() {
+            if r.algorithm == Algorithm::RsaPkcs1 && r.min_bits == 1900 {
+                r.until = NaiveDate::from_ymd_opt(2025, 12, 31);
+            }
+        }
+        p
     }
 
     /// Judges `u` at `date`.
