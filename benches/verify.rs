@@ -1,0 +1,117 @@
+//! Verifications per second of one signed document with its evidence record (everything
+//! `hozon verify document` does after reading the files), as a ratio to the RSA-2048 verify
+//! rate of aws-lc-rs measured in the same run (each verification checks about a dozen RSA
+//! signatures: the document's, its signer's path, the signature timestamp's and the archive
+//! timestamp's, each with their paths, and the CRLs).
+//!
+//! Run: `cargo bench --bench verify`. Fixtures: the dev hierarchy (seed 1) and one CMS
+//! document of the dev corpus (seed 1) under a 1,024-document SHA-256 hash tree stamped by
+//! Test TSA 1.
+
+use std::hint::black_box;
+use std::time::{Instant, SystemTime};
+
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, Throughput};
+use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, SignatureFormat};
+use hozon_devkit::pki::TestPki;
+use hozon_devkit::sign::Stamper;
+use hozon_tsa::signer::DigestAlgorithm;
+use hozon_verifier::document::UsagePolicy;
+use hozon_verifier::ers::{evidence_record, ArchiveTimeStamp};
+use hozon_verifier::hashtree::HashTree;
+use hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY;
+use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::policy::Policy;
+use hozon_verifier::report::{verify, VerifyInput};
+
+/// RSA-2048 PKCS#1 v1.5 SHA-256 verifications per second, one thread.
+fn rsa_verify_rate(pki: &TestPki) -> f64 {
+    let e = pki.entity("doctor-01").expect("signer");
+    let msg = b"rate";
+    let sig = e
+        .key
+        .sign(hozon_devkit::x509::SigAlg::Sha256Rsa, msg)
+        .expect("signs");
+    let spki: rasn_pkix::SubjectPublicKeyInfo = rasn::der::decode(e.key.spki_der()).expect("SPKI");
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        spki.subject_public_key.as_raw_slice().to_vec(),
+    );
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        key.verify(msg, &sig).expect("verifies");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let pki = TestPki::generate(1).expect("hierarchy");
+    let corpus = Corpus::new(
+        &pki,
+        CorpusSpec {
+            count: 100,
+            seed: 1,
+            format: Format::Cms,
+        },
+    )
+    .expect("corpus");
+    let doc = (0..100)
+        .map(|i| corpus.good(i).expect("document"))
+        .find(|d| d.entry.format == SignatureFormat::Cms && d.entry.algorithm.starts_with("sha256"))
+        .expect("a current CMS document");
+    let d = DigestAlgorithm::Sha256;
+    let mut leaves: Vec<Vec<u8>> = (0..1023u32).map(|i| d.digest(&i.to_be_bytes())).collect();
+    leaves.push(d.digest(&doc.bytes));
+    let tree = HashTree::build(d, &leaves).expect("tree");
+    let stamper = Stamper::new(pki.tsa("tsa-1").expect("TSA"));
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let token = stamper.stamp(tree.root(), at, &[1]).expect("token");
+    let ats = ArchiveTimeStamp::new(d, tree.reduced(1023).expect("leaf"), &token).expect("ATS");
+    let record = rasn::der::encode(&evidence_record(vec![vec![ats]])).expect("record");
+
+    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
+    let anchors = TrustAnchors::new(&roots).expect("anchors");
+    let crls: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
+    let usage = UsagePolicy::default();
+    let policy = Policy::etsi();
+    let input = VerifyInput {
+        evidence: Some(&record),
+        anchors: &anchors,
+        extra_certs: &[],
+        crls: &crls,
+        side_token: None,
+        usage: &usage,
+        remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
+        now: SystemTime::now(),
+        policy: &policy,
+    };
+    assert!(
+        verify(&doc.bytes, &input).is_valid(),
+        "the fixture verifies"
+    );
+
+    let rsa = rsa_verify_rate(&pki);
+    let n = 300;
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(verify(black_box(&doc.bytes), &input));
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "verify document + evidence: {rate:.0}/s on one thread = {:.3} of aws-lc-rs RSA-2048 \
+         verify ({rsa:.0}/s), i.e. one verification costs {:.1} RSA verifications",
+        rate / rsa,
+        rsa / rate
+    );
+
+    let mut c = Criterion::default().configure_from_args().sample_size(20);
+    let mut g = c.benchmark_group("verify");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("document_and_evidence", |b| {
+        b.iter(|| verify(black_box(&doc.bytes), &input))
+    });
+    g.finish();
+    c.final_summary();
+}
