@@ -170,6 +170,10 @@ fn cf_options(cf: Cf) -> Options {
     opts.set_write_buffer_size(MEMTABLE_SIZE);
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(&block_cache());
+    // Index and filter blocks live in the block cache too: kept outside it (RocksDB's
+    // default), they grow with every SST file, so an ever-growing audit log grows memory.
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     opts.set_block_based_table_factory(&table);
     if cf.compressed() {
         opts.set_compression_type(DBCompressionType::Zstd);
