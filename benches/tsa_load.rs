@@ -102,16 +102,54 @@ impl Run {
     }
 }
 
+/// Latencies in a fixed-size log-linear histogram (16 buckets per power of two of
+/// microseconds, about 4% resolution), so that a long soak's own bookkeeping does not grow.
+struct Histogram([AtomicU64; 16 * 40]);
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl Histogram {
+    fn bucket(d: Duration) -> usize {
+        let us = d.as_micros().max(1) as f64;
+        ((us.log2() * 16.0) as usize).min(16 * 40 - 1)
+    }
+
+    fn record(&self, d: Duration) {
+        self.0[Self::bucket(d)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upper edge of the bucket holding quantile `p`.
+    fn percentile(&self, p: f64) -> Duration {
+        let counts: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let target = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Duration::from_micros(2f64.powf((i + 1) as f64 / 16.0) as u64);
+            }
+        }
+        Duration::ZERO
+    }
+}
+
 /// Counters shared by the request tasks of one run.
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
     bad: AtomicU64,
     reasons: Mutex<std::collections::BTreeMap<String, u64>>,
+    latency: Histogram,
 }
 
 impl Tally {
-    fn record(&self, outcome: Result<(), String>) {
+    fn record(&self, latency: Duration, outcome: Result<(), String>) {
+        self.latency.record(latency);
         match outcome {
             Ok(()) => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
@@ -123,15 +161,15 @@ impl Tally {
         }
     }
 
-    fn run(&self, elapsed: f64, mut lat: Vec<Duration>) -> Run {
+    fn run(&self, elapsed: f64) -> Run {
         let ok = self.ok.load(Ordering::Relaxed);
         Run {
             ok,
             bad: self.bad.load(Ordering::Relaxed),
             reasons: self.reasons.lock().unwrap().clone(),
             rate: ok as f64 / elapsed,
-            p50: percentile(&mut lat, 0.50),
-            p99: percentile(&mut lat, 0.99),
+            p50: self.latency.percentile(0.50),
+            p99: self.latency.percentile(0.99),
         }
     }
 }
@@ -169,14 +207,6 @@ async fn send_one(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<
         .map_err(|e| format!("reply: {e}"))
 }
 
-fn percentile(v: &mut [Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// Closed loop: `conns` tasks each sending requests back to back.
 async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u8>>>) -> Run {
     let client = reqwest::Client::builder()
@@ -184,36 +214,26 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
         .build()
         .unwrap();
     let deadline = Instant::now() + dur;
-    let lat = Arc::new(Mutex::new(Vec::new()));
     let tally = Arc::new(Tally::default());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let (client, url, lat, tally, reqs) = (
-            client.clone(),
-            url.to_string(),
-            lat.clone(),
-            tally.clone(),
-            reqs.clone(),
-        );
+        let (client, url, tally, reqs) =
+            (client.clone(), url.to_string(), tally.clone(), reqs.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = c;
-            let mut local = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let outcome = send_one(&client, &url, reqs[i % reqs.len()].clone()).await;
-                local.push(t.elapsed());
-                tally.record(outcome);
+                tally.record(t.elapsed(), outcome);
                 i += conns;
             }
-            lat.lock().unwrap().extend(local);
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let l = lat.lock().unwrap().clone();
-    tally.run(start.elapsed().as_secs_f64(), l)
+    tally.run(start.elapsed().as_secs_f64())
 }
 
 /// Open loop: requests started at a fixed `rate` regardless of replies.
@@ -228,7 +248,6 @@ async fn open_loop(
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let lat = Arc::new(Mutex::new(Vec::new()));
     let tally = Arc::new(Tally::default());
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
@@ -238,10 +257,9 @@ async fn open_loop(
     let mut tasks = tokio::task::JoinSet::new();
     while next < start + dur {
         tokio::time::sleep_until(next.into()).await;
-        let (client, url, lat, tally, body) = (
+        let (client, url, tally, body) = (
             client.clone(),
             url.to_string(),
-            lat.clone(),
             tally.clone(),
             reqs[i % reqs.len()].clone(),
         );
@@ -249,8 +267,7 @@ async fn open_loop(
         tasks.spawn(async move {
             let outcome = send_one(&client, &url, body).await;
             // Latency from the scheduled start: queueing counts (no coordinated omission).
-            lat.lock().unwrap().push(scheduled.elapsed());
-            tally.record(outcome);
+            tally.record(scheduled.elapsed(), outcome);
         });
         while tasks.try_join_next().is_some() {}
         if let Some(rss) = rss {
@@ -263,8 +280,7 @@ async fn open_loop(
         next += interval;
     }
     while tasks.join_next().await.is_some() {}
-    let l = lat.lock().unwrap().clone();
-    tally.run(start.elapsed().as_secs_f64(), l)
+    tally.run(start.elapsed().as_secs_f64())
 }
 
 fn requests(n: usize) -> Arc<Vec<Vec<u8>>> {
