@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use chrono::{DateTime, Datelike, Utc};
 use rand_chacha03::ChaCha20Rng;
-use rasn::types::{Any, BitString, Integer, ObjectIdentifier, OctetString, Oid};
+use rasn::types::{Any, BitString, Integer, OctetString, Oid};
 use rasn_pkix::{
     AlgorithmIdentifier, AttributeTypeAndValue, AuthorityKeyIdentifier, BasicConstraints,
     Certificate, CertificateList, Extension, Name, PolicyInformation, RevokedCertificate,
@@ -471,18 +471,6 @@ pub fn issue_crl(spec: &CrlSpec, issuer: Issuer<'_>) -> Result<Vec<u8>, DevkitEr
         signature_algorithm: issuer.alg.algorithm_identifier(),
         signature: BitString::from_vec(signature),
     })
-}
-
-/// The subject name of a DER certificate.
-pub fn subject_of(cert_der: &[u8]) -> Result<Name, DevkitError> {
-    let cert: Certificate = rasn::der::decode(cert_der)
-        .map_err(|e| DevkitError::Encode(format!("certificate: {e}")))?;
-    Ok(cert.tbs_certificate.subject)
-}
-
-/// An OID from its arcs (for policy OIDs built at run time).
-pub fn oid(arcs: &[u32]) -> Result<ObjectIdentifier, DevkitError> {
-    ObjectIdentifier::new(arcs.to_vec()).ok_or_else(|| DevkitError::Encode("bad OID".into()))
 }
 
 #[cfg(test)]
