@@ -508,6 +508,20 @@ pub fn der_split(input: &[u8]) -> Option<(u8, usize, &[u8])> {
     Some((tag, header, content))
 }
 
+/// The TLVs inside the TLV `der` (its content split into whole TLVs), as slices of it; `None`
+/// if `der` or any child is not a well-formed definite-length TLV.
+pub fn der_children(der: &[u8]) -> Option<Vec<&[u8]>> {
+    let (_, _, mut content) = der_split(der)?;
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let (_, header, c) = der_split(content)?;
+        let (child, rest) = content.split_at(header + c.len());
+        out.push(child);
+        content = rest;
+    }
+    Some(out)
+}
+
 /// The content octets of an INTEGER's DER encoding (minimal two's complement, big-endian).
 pub fn integer_content(value: &Integer) -> Vec<u8> {
     rasn::der::encode(value)
@@ -549,6 +563,14 @@ pub fn positive_integer(magnitude: &[u8], max_bits: usize) -> Option<Integer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_splits_tlvs() {
+        let der = [0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0xaa];
+        let c = der_children(&der).unwrap();
+        assert_eq!(c, vec![&[0x02, 0x01, 0x01][..], &[0x04, 0x01, 0xaa][..]]);
+        assert!(der_children(&der[..5]).is_none());
+    }
 
     #[test]
     fn ess_cert_id_v2_omits_default_sha256() {

@@ -322,18 +322,11 @@ fn round_trip<T: rasn::Decode + rasn::Encode>(der: &[u8], what: &str) -> T {
 
 /// The TLVs inside the constructed TLV `der`.
 fn children(der: &[u8]) -> Option<Vec<&[u8]>> {
-    let (tag, _, mut content) = der_split(der)?;
+    let (tag, _, _) = der_split(der)?;
     if tag & 0x20 == 0 {
         return None;
     }
-    let mut out = vec![];
-    while !content.is_empty() {
-        let (_, header, c) = der_split(content)?;
-        let (child, rest) = content.split_at(header + c.len());
-        out.push(child);
-        content = rest;
-    }
-    Some(out)
+    hozon_tsa::asn1::der_children(der)
 }
 
 /// Whether `a` and `b` are the same DER tree except that the elements of some constructed

@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use aws_lc_rs::signature;
 use hozon_tsa::asn1::{
-    der_split, EssCertIdV2, SigningCertificateV2, ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE,
+    EssCertIdV2, SigningCertificateV2, ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE,
     ID_CT_TST_INFO, ID_MESSAGE_DIGEST, ID_SHA256, ID_SHA256_WITH_RSA, ID_SIGNED_DATA,
     ID_SIGNING_TIME,
 };
@@ -34,15 +34,7 @@ const REQ_SHA256: &str = "30360201013031300d06096086480165030402010500042094dbca
 
 /// The children TLVs of the constructed TLV `der`.
 fn children(der: &[u8]) -> Vec<&[u8]> {
-    let (_, _, mut content) = der_split(der).unwrap();
-    let mut out = vec![];
-    while !content.is_empty() {
-        let (_, header, c) = der_split(content).unwrap();
-        let (child, rest) = content.split_at(header + c.len());
-        out.push(child);
-        content = rest;
-    }
-    out
+    hozon_tsa::asn1::der_children(der).expect("well-formed DER")
 }
 
 struct Parsed {

@@ -28,12 +28,12 @@ use std::time::SystemTime;
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use hozon_tsa::asn1::{
-    der_split, integer_content, EssCertIdV2, IssuerSerial, RsassaPssParams, SigningCertificate,
-    SigningCertificateV2, DER_NULL, ID_AA_SIGNING_CERTIFICATE, ID_AA_SIGNING_CERTIFICATE_V2,
-    ID_CONTENT_TYPE, ID_CT_TST_INFO, ID_ECDSA_WITH_SHA256, ID_ECDSA_WITH_SHA384,
-    ID_ECDSA_WITH_SHA512, ID_EC_PUBLIC_KEY, ID_MESSAGE_DIGEST, ID_MGF1, ID_RSASSA_PSS,
-    ID_RSA_ENCRYPTION, ID_SECP256R1, ID_SECP384R1, ID_SHA1_WITH_RSA, ID_SHA256_WITH_RSA,
-    ID_SHA384_WITH_RSA, ID_SHA512_WITH_RSA, ID_SIGNED_DATA, ID_SIGNING_TIME,
+    der_children, der_split, integer_content, EssCertIdV2, IssuerSerial, RsassaPssParams,
+    SigningCertificate, SigningCertificateV2, DER_NULL, ID_AA_SIGNING_CERTIFICATE,
+    ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE, ID_CT_TST_INFO, ID_ECDSA_WITH_SHA256,
+    ID_ECDSA_WITH_SHA384, ID_ECDSA_WITH_SHA512, ID_EC_PUBLIC_KEY, ID_MESSAGE_DIGEST, ID_MGF1,
+    ID_RSASSA_PSS, ID_RSA_ENCRYPTION, ID_SECP256R1, ID_SECP384R1, ID_SHA1_WITH_RSA,
+    ID_SHA256_WITH_RSA, ID_SHA384_WITH_RSA, ID_SHA512_WITH_RSA, ID_SIGNED_DATA, ID_SIGNING_TIME,
 };
 use hozon_tsa::certcheck::{check_tsa_profile, name_to_string, time_to_system, CertCheckError};
 use hozon_tsa::signer::DigestAlgorithm;
@@ -181,19 +181,6 @@ fn decode<T: rasn::Decode>(der: &[u8], what: &'static str) -> Result<T, TokenVer
 
 fn malformed(s: impl Into<String>) -> TokenVerifyError {
     TokenVerifyError::Malformed(s.into())
-}
-
-/// The TLVs inside the constructed TLV `der`, as slices of it.
-fn children(der: &[u8]) -> Option<Vec<&[u8]>> {
-    let (_, _, mut content) = der_split(der)?;
-    let mut out = Vec::new();
-    while !content.is_empty() {
-        let (_, header, c) = der_split(content)?;
-        let (child, rest) = content.split_at(header + c.len());
-        out.push(child);
-        content = rest;
-    }
-    Some(out)
 }
 
 fn params_absent_or_null(alg: &AlgorithmIdentifier) -> bool {
@@ -391,21 +378,21 @@ pub(crate) fn verify_signed_data(
     }
 
     // Raw views of the SignedData, to keep the exact bytes of certificates and attributes.
-    let sd_fields = children(sd_der).ok_or_else(|| malformed("SignedData TLVs"))?;
+    let sd_fields = der_children(sd_der).ok_or_else(|| malformed("SignedData TLVs"))?;
     let raw_certs: Vec<&[u8]> = sd_fields
         .iter()
         .find(|f| f[0] == 0xa0)
-        .and_then(|f| children(f))
+        .and_then(|f| der_children(f))
         .unwrap_or_default()
         .into_iter()
         .filter(|c| c[0] == 0x30)
         .collect();
     let raw_si = sd_fields
         .last()
-        .and_then(|f| children(f))
+        .and_then(|f| der_children(f))
         .and_then(|sis| sis.first().copied())
         .ok_or_else(|| malformed("SignerInfo TLV"))?;
-    let raw_signed_attrs = children(raw_si)
+    let raw_signed_attrs = der_children(raw_si)
         .ok_or_else(|| malformed("SignerInfo TLVs"))?
         .into_iter()
         .find(|f| f[0] == 0xa0)
@@ -795,13 +782,5 @@ mod tests {
                 "{input:?}: {err}"
             );
         }
-    }
-
-    #[test]
-    fn children_splits_tlvs() {
-        let der = [0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0xaa];
-        let c = children(&der).unwrap();
-        assert_eq!(c, vec![&[0x02, 0x01, 0x01][..], &[0x04, 0x01, 0xaa][..]]);
-        assert!(children(&der[..5]).is_none());
     }
 }

@@ -330,15 +330,7 @@ fn refuses_non_tsa_certificates() {
 }
 
 fn children(der: &[u8]) -> Vec<&[u8]> {
-    let (_, _, mut content) = hozon_tsa::asn1::der_split(der).unwrap();
-    let mut out = vec![];
-    while !content.is_empty() {
-        let (_, h, c) = hozon_tsa::asn1::der_split(content).unwrap();
-        let (child, rest) = content.split_at(h + c.len());
-        out.push(child);
-        content = rest;
-    }
-    out
+    hozon_tsa::asn1::der_children(der).expect("well-formed DER")
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
