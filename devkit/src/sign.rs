@@ -22,18 +22,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use rasn::types::{Any, Integer, OctetString, Oid, SetOf};
-use rasn_cms::{
-    CertificateChoices, ContentInfo, EncapsulatedContentInfo, IssuerAndSerialNumber, SignedData,
-    SignerIdentifier, SignerInfo,
-};
-use rasn_pkix::{Certificate, GeneralName};
+use rasn::types::{Any, Integer, Oid, SetOf};
+use rasn_cms::{CertificateChoices, ContentInfo, EncapsulatedContentInfo, SignedData};
+use rasn_pkix::Certificate;
 
 use hozon_tsa::asn1::{
-    attribute, der_tlv, sha256_identifier, EssCertId, EssCertIdV2, IssuerSerial,
-    SigningCertificate, SigningCertificateV2, DEFAULT_TSA_POLICY, ID_AA_SIGNING_CERTIFICATE,
-    ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE, ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA,
-    ID_SIGNING_TIME,
+    attribute, der_tlv, SigningCertificate, SigningCertificateV2, DEFAULT_TSA_POLICY,
+    ID_AA_SIGNING_CERTIFICATE, ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE, ID_DATA,
+    ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME,
 };
 use hozon_tsa::protocol::{issue_token, CheckedRequest, Issuance, TsaConfig};
 use hozon_tsa::signer::{CertifiedSigner, DigestAlgorithm};
@@ -187,35 +183,18 @@ pub fn cms_detached(
         .map_err(|e| DevkitError::Encode(format!("signer certificate: {e}")))?;
     let tbs = &cert.tbs_certificate;
     let digest = signer.alg.digest();
-    let issuer_serial = IssuerSerial {
-        issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
-        serial_number: tbs.serial_number.clone(),
-    };
     let signing_certificate = match signer.alg {
         SigAlg::Sha256Rsa => attribute(
             ID_AA_SIGNING_CERTIFICATE_V2,
             encode(
-                &SigningCertificateV2 {
-                    certs: vec![EssCertIdV2 {
-                        hash_algorithm: sha256_identifier(),
-                        cert_hash: OctetString::from(DigestAlgorithm::Sha256.digest(cert_der)),
-                        issuer_serial: Some(issuer_serial),
-                    }],
-                    policies: None,
-                },
+                &SigningCertificateV2::sha256_of(cert_der, tbs),
                 "SigningCertificateV2",
             )?,
         ),
         SigAlg::Sha1Rsa => attribute(
             ID_AA_SIGNING_CERTIFICATE,
             encode(
-                &SigningCertificate {
-                    certs: vec![EssCertId {
-                        cert_hash: OctetString::from(DigestAlgorithm::Sha1.digest(cert_der)),
-                        issuer_serial: Some(issuer_serial),
-                    }],
-                    policies: None,
-                },
+                &SigningCertificate::sha1_of(cert_der, tbs),
                 "SigningCertificate",
             )?,
         ),
@@ -242,18 +221,14 @@ pub fn cms_detached(
             )]))
         }
     };
-    let signer_info = SignerInfo {
-        version: Integer::ONE,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: tbs.issuer.clone(),
-            serial_number: tbs.serial_number.clone(),
-        }),
-        digest_algorithm: digest.algorithm_identifier(),
-        signed_attrs: Some(signed_attrs),
-        signature_algorithm: signer.alg.algorithm_identifier(),
-        signature: OctetString::from(signature),
+    let signer_info = hozon_tsa::asn1::signer_info(
+        tbs,
+        digest,
+        signed_attrs,
+        signer.alg.algorithm_identifier(),
+        signature,
         unsigned_attrs,
-    };
+    );
     let certificates = signer
         .chain
         .iter()

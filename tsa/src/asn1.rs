@@ -281,6 +281,69 @@ pub fn signing_time_der(t: chrono::DateTime<chrono::Utc>) -> Option<Vec<u8>> {
     }
 }
 
+impl IssuerSerial {
+    /// The issuer and serial number of the certificate `tbs`.
+    pub fn of(tbs: &rasn_pkix::TbsCertificate) -> Self {
+        IssuerSerial {
+            issuer: vec![rasn_pkix::GeneralName::DirectoryName(tbs.issuer.clone())],
+            serial_number: tbs.serial_number.clone(),
+        }
+    }
+}
+
+impl SigningCertificateV2 {
+    /// The attribute value identifying exactly the certificate `cert_der` (whose decoded
+    /// `tbs` names its issuer and serial) by its SHA-256 hash.
+    pub fn sha256_of(cert_der: &[u8], tbs: &rasn_pkix::TbsCertificate) -> Self {
+        SigningCertificateV2 {
+            certs: vec![EssCertIdV2 {
+                hash_algorithm: sha256_identifier(),
+                cert_hash: OctetString::from(DigestAlgorithm::Sha256.digest(cert_der)),
+                issuer_serial: Some(IssuerSerial::of(tbs)),
+            }],
+            policies: None,
+        }
+    }
+}
+
+impl SigningCertificate {
+    /// The attribute value identifying exactly the certificate `cert_der` by its SHA-1 hash
+    /// (for signatures of the SHA-1 era; new ones use [`SigningCertificateV2`]).
+    pub fn sha1_of(cert_der: &[u8], tbs: &rasn_pkix::TbsCertificate) -> Self {
+        SigningCertificate {
+            certs: vec![EssCertId {
+                cert_hash: OctetString::from(DigestAlgorithm::Sha1.digest(cert_der)),
+                issuer_serial: Some(IssuerSerial::of(tbs)),
+            }],
+            policies: None,
+        }
+    }
+}
+
+/// A version-1 CMS SignerInfo (RFC 5652 §5.3) naming its signer by the issuer and serial
+/// number of the certificate `tbs`.
+pub fn signer_info(
+    tbs: &rasn_pkix::TbsCertificate,
+    digest: DigestAlgorithm,
+    signed_attrs: SetOf<rasn_pkix::Attribute>,
+    signature_algorithm: AlgorithmIdentifier,
+    signature: Vec<u8>,
+    unsigned_attrs: Option<SetOf<rasn_pkix::Attribute>>,
+) -> rasn_cms::SignerInfo {
+    rasn_cms::SignerInfo {
+        version: Integer::ONE,
+        sid: rasn_cms::SignerIdentifier::IssuerAndSerialNumber(rasn_cms::IssuerAndSerialNumber {
+            issuer: tbs.issuer.clone(),
+            serial_number: tbs.serial_number.clone(),
+        }),
+        digest_algorithm: digest.algorithm_identifier(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm,
+        signature: OctetString::from(signature),
+        unsigned_attrs,
+    }
+}
+
 /// A CMS attribute (RFC 5652 §5.3) with one value, given as its DER.
 pub fn attribute(oid: &Oid, value_der: Vec<u8>) -> rasn_pkix::Attribute {
     rasn_pkix::Attribute {

@@ -30,17 +30,13 @@ use rasn::types::{Any, Integer, ObjectIdentifier, OctetString, SetOf};
 use rasn_cms::tsp::{
     MessageImprint, PkiStatus, PkiStatusInfo, TimeStampReq, TimeStampResp, TstInfo,
 };
-use rasn_cms::{
-    CertificateChoices, ContentInfo, EncapsulatedContentInfo, IssuerAndSerialNumber, SignedData,
-    SignerIdentifier, SignerInfo,
-};
+use rasn_cms::{CertificateChoices, ContentInfo, EncapsulatedContentInfo, SignedData};
 use rasn_pkix::{AlgorithmIdentifier, Certificate, GeneralName};
 
 use crate::asn1::{
     attribute, der_tlv, failure_info_bits, integer_content, integer_from_content, positive_integer,
-    EssCertIdV2, IssuerSerial, SigningCertificateV2, DEFAULT_TSA_POLICY, DER_NULL,
-    ID_AA_SIGNING_CERTIFICATE_V2, ID_CONTENT_TYPE, ID_CT_TST_INFO, ID_MESSAGE_DIGEST,
-    ID_SIGNED_DATA, ID_SIGNING_TIME,
+    SigningCertificateV2, DEFAULT_TSA_POLICY, DER_NULL, ID_AA_SIGNING_CERTIFICATE_V2,
+    ID_CONTENT_TYPE, ID_CT_TST_INFO, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME,
 };
 use crate::signer::{CertifiedSigner, DigestAlgorithm, SignerError};
 
@@ -496,17 +492,7 @@ pub fn issue_token(
 
     let scheme = key.signer.scheme();
     let digest = scheme.digest();
-    let ess = SigningCertificateV2 {
-        certs: vec![EssCertIdV2 {
-            hash_algorithm: crate::asn1::sha256_identifier(),
-            cert_hash: OctetString::from(DigestAlgorithm::Sha256.digest(cert_der)),
-            issuer_serial: Some(IssuerSerial {
-                issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
-                serial_number: tbs.serial_number.clone(),
-            }),
-        }],
-        policies: None,
-    };
+    let ess = SigningCertificateV2::sha256_of(cert_der, tbs);
     let mut attrs = vec![
         attribute(
             ID_CONTENT_TYPE,
@@ -528,18 +514,14 @@ pub fn issue_token(
     let signed_attrs_der = encode(&signed_attrs, "signed attributes")?;
     let signature = key.signer.sign(&signed_attrs_der)?;
 
-    let signer_info = SignerInfo {
-        version: Integer::ONE,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: tbs.issuer.clone(),
-            serial_number: tbs.serial_number.clone(),
-        }),
-        digest_algorithm: digest.algorithm_identifier(),
-        signed_attrs: Some(signed_attrs),
-        signature_algorithm: scheme.algorithm_identifier(),
-        signature: OctetString::from(signature),
-        unsigned_attrs: None,
-    };
+    let signer_info = crate::asn1::signer_info(
+        tbs,
+        digest,
+        signed_attrs,
+        scheme.algorithm_identifier(),
+        signature,
+        None,
+    );
     let signed_data = SignedData {
         version: Integer::from(3),
         digest_algorithms: SetOf::from_vec(vec![digest.algorithm_identifier()]),
