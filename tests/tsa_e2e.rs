@@ -151,18 +151,16 @@ fn development_tsa_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data_s = data.to_str().unwrap();
-    let server = Server::start(
-        &[
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "none",
-            "--data",
-            data_s,
-        ],
-        &[],
-    );
+    let dev_args = [
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "none",
+        "--data",
+        data_s,
+    ];
+    let server = Server::start(&dev_args, &[]);
     let ca = data.join("tsa-dev-cert.pem");
     assert!(ca.exists(), "development certificate created on first run");
 
@@ -256,18 +254,7 @@ fn development_tsa_end_to_end() {
 
     // Restart on the same data: same key and certificate, serials continue unique.
     let cert_before = std::fs::read(&ca).unwrap();
-    let server = Server::start(
-        &[
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "none",
-            "--data",
-            data_s,
-        ],
-        &[],
-    );
+    let server = Server::start(&dev_args, &[]);
     assert_eq!(std::fs::read(&ca).unwrap(), cert_before);
     let reply = openssl_round_trip(&server, tmp.path(), &ca, "sha256", true);
     let p = tmp.path().join("after-restart.tsr");

@@ -215,12 +215,26 @@ fn signs_after_all_sessions_closed() {
     assert_eq!(signer.recoveries(), 0);
 }
 
+/// A second context on the same (already initialised) library, as another component of the
+/// process would have, and the slot of token `label` in it.
+fn second_context(label: &str) -> (cryptoki::context::Pkcs11, cryptoki::slot::Slot) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let ctx = Pkcs11::new(&softhsm().module).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap();
+    (ctx, slot)
+}
+
 /// Someone else in the process logs the token out under the signer's feet (its pooled sessions
 /// stay open but lose access to the private key): the signer reopens, logs in, looks the key
 /// up again and retries.
 #[test]
 fn retries_after_external_logout() {
-    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
 
@@ -231,16 +245,7 @@ fn retries_after_external_logout() {
     let spki = signer.public_key_spki().unwrap();
     verify(&spki, scheme, b"before", &signer.sign(b"before").unwrap()).unwrap();
 
-    // A second context on the same (already initialised) library, as another component of the
-    // process would have.
-    let ctx = Pkcs11::new(&softhsm().module).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_initialized_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == "hozon-c")
-        .unwrap();
+    let (ctx, slot) = second_context("hozon-c");
     for round in 0..2 {
         let other = ctx.open_ro_session(slot).unwrap();
         // Logged in already (login is per application); log the whole application out.
@@ -260,7 +265,6 @@ fn retries_after_external_logout() {
 /// handle is invalid), finds the new key, sees that its public key differs and refuses.
 #[test]
 fn refuses_a_replaced_key() {
-    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::object::Attribute;
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
@@ -272,14 +276,7 @@ fn refuses_a_replaced_key() {
     let spki = signer.public_key_spki().unwrap();
     verify(&spki, scheme, b"before", &signer.sign(b"before").unwrap()).unwrap();
 
-    let ctx = Pkcs11::new(&softhsm().module).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_initialized_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == "hozon-f")
-        .unwrap();
+    let (ctx, slot) = second_context("hozon-f");
     let rw = ctx.open_rw_session(slot).unwrap();
     let _ = rw.login(UserType::User, Some(&AuthPin::from(USER_PIN)));
     let objects = rw
