@@ -4,8 +4,10 @@
 //! The PKI is made per test with the openssl CLI (commands in [`Pki::new`]); requests come
 //! from `openssl ts -query`.
 
+#[path = "../../tsa/tests/protocol_support/mod.rs"]
+mod protocol_support;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -15,20 +17,7 @@ use hozon_tsa::software::SoftwareSigner;
 use hozon_verifier::token::{
     verify_token, EssAttribute, SignatureAlgorithm, TokenVerifyError, VerifiedToken,
 };
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use protocol_support::openssl;
 
 const TSA_EXT: &str = "basicConstraints=critical,CA:FALSE\n\
 keyUsage=critical,digitalSignature\n\
