@@ -8,7 +8,6 @@
 //! and then renewed, timestamp and hash tree.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use chrono::{TimeZone, Utc};
@@ -176,36 +175,21 @@ fn a_batch_of_one_has_no_reduced_tree() {
 // Bouncy Castle
 // ---------------------------------------------------------------------------------------
 
-const BC_JARS: &str =
-    "/usr/share/java/bcprov.jar:/usr/share/java/bcpkix.jar:/usr/share/java/bcutil.jar";
+#[path = "interop/ers_tool.rs"]
+mod ers;
+use ers::ers_tool;
 
 struct Bc {
     dir: tempfile::TempDir,
-    classes: PathBuf,
     cnf: PathBuf,
 }
 
-/// Compiles ErsTool once and writes an `openssl ts -reply` configuration signing with the
-/// dev hierarchy's TSA 1.
+/// Writes an `openssl ts -reply` configuration signing with the dev hierarchy's TSA 1.
 fn bc() -> &'static Bc {
     static BC: OnceLock<Bc> = OnceLock::new();
     BC.get_or_init(|| {
         let f = fixture();
         let dir = tempfile::tempdir().unwrap();
-        let classes = dir.path().join("classes");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ErsTool.java");
-        let out = Command::new("javac")
-            .args(["-cp", BC_JARS, "-d"])
-            .arg(&classes)
-            .arg(&src)
-            .output()
-            .expect("javac runs (install-deps installs a JDK)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-
         let pki_dir = dir.path().join("pki");
         f.pki.write(&pki_dir).unwrap();
         std::fs::write(dir.path().join("serial"), "01\n").unwrap();
@@ -225,25 +209,8 @@ fn bc() -> &'static Bc {
             ),
         )
         .unwrap();
-        Bc { dir, classes, cnf }
+        Bc { dir, cnf }
     })
-}
-
-fn ers_tool(args: &[&str]) -> (bool, String) {
-    let b = bc();
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(format!("{BC_JARS}:{}", b.classes.display()))
-        .arg("ErsTool")
-        .args(args)
-        .output()
-        .expect("java runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.contains("OK"), text)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

@@ -23,11 +23,14 @@ pub enum Cf {
     Tree,
     /// Long-running jobs (sealing, renewal, bulk verification) and their resumable state.
     Jobs,
+    /// Where each archived document sits: the hash trees (one per hash algorithm it has been
+    /// protected under) and its leaf index in each, so its evidence record is O(log n) reads.
+    Placement,
 }
 
 impl Cf {
     /// All column families, in declaration order.
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Meta,
         Cf::TsaAudit,
         Cf::Documents,
@@ -36,6 +39,7 @@ impl Cf {
         Cf::Batches,
         Cf::Tree,
         Cf::Jobs,
+        Cf::Placement,
     ];
 
     /// The name RocksDB knows the column family by. Never change a name: it is on disk.
@@ -49,6 +53,7 @@ impl Cf {
             Cf::Batches => "batches",
             Cf::Tree => "tree",
             Cf::Jobs => "jobs",
+            Cf::Placement => "placement",
         }
     }
 

@@ -43,6 +43,11 @@ pub enum MetaKey {
     InstanceId,
     /// The next TSA serial counter value not yet reserved (u64, big-endian).
     TsaSerialReserved,
+    /// The archive's next hash-tree id (u64, big-endian).
+    ArchiveNextTree,
+    /// The lowest archive pending sequence number not yet sealed (u64, big-endian): pending
+    /// entries are numbered from here on even when every earlier one has been removed.
+    ArchivePendingFloor,
 }
 
 impl MetaKey {
@@ -51,6 +56,8 @@ impl MetaKey {
             MetaKey::FormatVersion => b"format_version",
             MetaKey::InstanceId => b"instance_id",
             MetaKey::TsaSerialReserved => b"tsa_serial_reserved",
+            MetaKey::ArchiveNextTree => b"archive_next_tree",
+            MetaKey::ArchivePendingFloor => b"archive_pending_floor",
         }
     }
 }
@@ -476,6 +483,13 @@ impl Batch<'_> {
     /// Delete a record (no error if absent).
     pub fn delete<T: Table>(&mut self, key: &T::Key) {
         self.inner.delete_cf(self.store.cf(T::CF), key.encode());
+    }
+
+    /// Delete every record of `T` with a key in `from..to` (RocksDB range tombstone: one
+    /// write however many records the range holds).
+    pub fn delete_range<T: Table>(&mut self, from: &T::Key, to: &T::Key) {
+        self.inner
+            .delete_range_cf(self.store.cf(T::CF), from.encode(), to.encode());
     }
 
     /// Set a meta value.

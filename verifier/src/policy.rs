@@ -68,7 +68,8 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn parse(name: &str) -> Option<Self> {
+    /// The algorithm a policy-file name ([`Algorithm::name`]) stands for.
+    pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "rsa-pkcs1" => Algorithm::RsaPkcs1,
             "rsa-pss" => Algorithm::RsaPss,

@@ -170,6 +170,8 @@ pub struct VerifiedToken {
     pub certificate: Vec<u8>,
     /// DER of the TSTInfo.
     pub tst_info: Vec<u8>,
+    /// DER of every certificate the token carries (for building the TSA's path).
+    pub carried: Vec<Vec<u8>>,
 }
 
 fn decode<T: rasn::Decode>(der: &[u8], what: &'static str) -> Result<T, TokenVerifyError> {
@@ -298,6 +300,7 @@ pub fn verify_token(
         ess,
         certificate: cert_der.to_vec(),
         tst_info: tst_der,
+        carried: signed.certificates.clone(),
     })
 }
 

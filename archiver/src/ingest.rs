@@ -1,0 +1,256 @@
+//! Ingest: check a document, capture its validation data, store it.
+//!
+//! [`prepare`] is pure CPU work (parse, verify, hash) and runs in parallel; [`Archive::commit`]
+//! writes a group of prepared documents in one durable batch (one fsync for the group) and
+//! only then reports them stored, so that an acknowledged document is never lost.
+//!
+//! The same bytes always get the same id (their SHA-256) and are stored once: a second ingest
+//! reports `duplicate` and changes nothing.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use hozon_storage::Durability;
+use hozon_tsa::signer::DigestAlgorithm;
+use hozon_verifier::document::{verify_document, DocumentContext, UsagePolicy};
+use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::report::fmt_time;
+
+use crate::model::{
+    hex_id, unix, DocId, DocRecord, DocStatus, Json, Objects, Pending, PendingEntry, Records,
+};
+use crate::{Archive, ArchiveError};
+
+/// What ingest verifies against.
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    /// Trust anchors (HPKI roots, TSA roots).
+    pub anchors: TrustAnchors,
+    /// Intermediate certificates, DER.
+    pub extra_certs: Vec<Vec<u8>>,
+    /// CRLs, DER (captured as validation data of every document whose path they were
+    /// checked against).
+    pub crls: Vec<Vec<u8>>,
+    /// The remote-signature usage restriction.
+    pub usage: UsagePolicy,
+}
+
+/// How a document is taken in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// Archive the bytes without any signature check (any file).
+    pub opaque: bool,
+    /// Keep a document that fails verification, marked unverified, instead of refusing it.
+    pub keep_unverified: bool,
+}
+
+/// A document refused, with the verifier's stable code and reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct Refused {
+    /// Stable code (`signature-invalid`, `certificate-revoked` …).
+    pub code: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A document ready to be written.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Its id.
+    pub id: DocId,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its record.
+    pub record: DocRecord,
+    /// Validation data objects (certificates, CRLs, side token) with their ids.
+    pub objects: Vec<(DocId, Vec<u8>)>,
+}
+
+/// The outcome of one ingest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Newly stored with this status.
+    New(DocStatus),
+    /// Already in the archive; nothing changed.
+    Duplicate,
+}
+
+fn object(bytes: &[u8]) -> (DocId, Vec<u8>) {
+    (sha256(bytes), bytes.to_vec())
+}
+
+/// SHA-256 as an id.
+pub fn sha256(bytes: &[u8]) -> DocId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&DigestAlgorithm::Sha256.digest(bytes));
+    id
+}
+
+/// Checks one document and prepares its records (no I/O). `side_token` is a JWS signature's
+/// timestamp kept beside the document.
+pub fn prepare(
+    bytes: Vec<u8>,
+    side_token: Option<Vec<u8>>,
+    mode: Mode,
+    trust: &Trust,
+    now: SystemTime,
+) -> Result<Prepared, Refused> {
+    let id = sha256(&bytes);
+    let mut record = DocRecord {
+        status: DocStatus::Opaque,
+        failure: None,
+        ingested_at: unix(now),
+        size: bytes.len() as u64,
+        sig_format: None,
+        bundle_id: None,
+        doc_type: None,
+        signer: None,
+        signed_at: None,
+        certificates: Vec::new(),
+        crls: Vec::new(),
+        side_token: None,
+    };
+    let mut objects = Vec::new();
+    if let Some(t) = &side_token {
+        let o = object(t);
+        record.side_token = Some(hex_id(&o.0));
+        objects.push(o);
+    }
+    if mode.opaque {
+        return Ok(Prepared {
+            id,
+            bytes,
+            record,
+            objects,
+        });
+    }
+    let ctx = DocumentContext {
+        anchors: &trust.anchors,
+        crls: &trust.crls,
+        extra_certs: &trust.extra_certs,
+        usage: &trust.usage,
+        remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
+        side_token: side_token.as_deref(),
+        now,
+    };
+    match verify_document(&bytes, &ctx) {
+        Ok(v) => {
+            record.status = DocStatus::Verified;
+            record.sig_format = Some(
+                match v.format {
+                    hozon_verifier::document::SignatureFormat::Jose => "application/jose",
+                    hozon_verifier::document::SignatureFormat::Cms => "application/pkcs7-signature",
+                }
+                .to_owned(),
+            );
+            record.bundle_id = v.bundle_id.clone();
+            record.doc_type = v.doc_type_code.clone();
+            record.signer = v.signer.certificates.first().map(|c| c.subject.clone());
+            record.signed_at = v.timestamp.as_ref().map(|t| fmt_time(t.token.gen_time));
+            let mut certs: Vec<&[u8]> = v
+                .signer
+                .certificates
+                .iter()
+                .map(|c| c.der.as_slice())
+                .collect();
+            if let Some(t) = &v.timestamp {
+                certs.extend(t.tsa_path.certificates.iter().map(|c| c.der.as_slice()));
+            }
+            for c in certs {
+                let o = object(c);
+                record.certificates.push(hex_id(&o.0));
+                objects.push(o);
+            }
+            for crl in &trust.crls {
+                let o = object(crl);
+                record.crls.push(hex_id(&o.0));
+                objects.push(o);
+            }
+        }
+        Err(e) if mode.keep_unverified => {
+            record.status = DocStatus::Unverified;
+            record.failure = Some((e.code().to_owned(), e.to_string()));
+        }
+        Err(e) => {
+            return Err(Refused {
+                code: e.code().to_owned(),
+                reason: e.to_string(),
+            })
+        }
+    }
+    Ok(Prepared {
+        id,
+        bytes,
+        record,
+        objects,
+    })
+}
+
+impl Archive {
+    /// Writes `docs` in one durable batch and reports each as new or duplicate, in order.
+    /// Nothing is reported stored before the batch is on disk.
+    pub fn commit(&self, docs: Vec<Prepared>) -> Result<Vec<Stored>, ArchiveError> {
+        // Ids being written by a concurrent commit count as duplicates here: exactly one
+        // writer stores each document.
+        let mut claimed = Vec::with_capacity(docs.len());
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            for d in &docs {
+                claimed.push(in_flight.insert(d.id));
+            }
+        }
+        let result = self.commit_claimed(&docs, &claimed);
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for (d, c) in docs.iter().zip(&claimed) {
+            if *c {
+                in_flight.remove(&d.id);
+            }
+        }
+        result
+    }
+
+    fn commit_claimed(
+        &self,
+        docs: &[Prepared],
+        claimed: &[bool],
+    ) -> Result<Vec<Stored>, ArchiveError> {
+        let mut outcome = Vec::with_capacity(docs.len());
+        let mut fresh = Vec::new();
+        for (d, &c) in docs.iter().zip(claimed) {
+            if c && !self.store.contains::<Records>(&d.id)? {
+                fresh.push(d);
+                outcome.push(Stored::New(d.record.status));
+            } else {
+                outcome.push(Stored::Duplicate);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(outcome);
+        }
+        let first = self.reserve_seqs(fresh.len() as u64);
+        let mut batch = self.store.batch();
+        let mut objects: HashSet<DocId> = HashSet::new();
+        for (n, d) in fresh.iter().enumerate() {
+            batch.put::<Objects>(&d.id, &d.bytes);
+            batch.put::<Records>(&d.id, &Json(d.record.clone()));
+            batch.put::<Pending>(
+                &(first + n as u64),
+                &PendingEntry {
+                    id: d.id,
+                    at: d.record.ingested_at,
+                },
+            );
+            for (oid, bytes) in &d.objects {
+                // Content-addressed: a certificate shared by many documents is written once
+                // per batch (and rewriting it with the same bytes changes nothing).
+                if objects.insert(*oid) {
+                    batch.put::<Objects>(oid, bytes);
+                }
+            }
+        }
+        self.store.commit(batch, Durability::Durable)?;
+        metrics::counter!("hozon_archive_ingested_total").increment(fresh.len() as u64);
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,426 @@
+//! The archive's whole life on the dev hierarchy, in one process: ingest (good documents,
+//! refused ones, duplicates), sealing into several batches, evidence records checked by the
+//! verifier after every stage, two timestamp renewals, an interrupted and resumed SHA-256 →
+//! SHA-512 hash-tree renewal, the renewal plan, and Bouncy Castle 1.72 verifying the exported
+//! records after the renewals.
+//!
+//! Timestamps come from the dev hierarchy's TSA keys through the TSA core (`Stamper`) at the
+//! current time, and every token goes through the archive's own token check.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
+use hozon_archiver::ingest::{prepare, Mode, Prepared, Stored, Trust};
+use hozon_archiver::model::{DocStatus, JobState, Jobs};
+use hozon_archiver::renew::RenewalKind;
+use hozon_archiver::seal::SealWhen;
+use hozon_archiver::{Archive, ArchiveError, Settings};
+use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, GeneratedDocument};
+use hozon_devkit::pki::TestPki;
+use hozon_devkit::sign::Stamper;
+use hozon_tsa::signer::DigestAlgorithm;
+use hozon_verifier::document::UsagePolicy;
+use hozon_verifier::evidence::{check_evidence, StepKind};
+use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::policy::Policy;
+use hozon_verifier::report::{verify, Verdict, VerifyInput};
+
+#[path = "../../devkit/tests/interop/ers_tool.rs"]
+mod ers;
+
+/// A TSA of the dev hierarchy, stamping now.
+struct DevTsa {
+    stamper: Stamper,
+    check: TokenCheck,
+    serial: AtomicU64,
+    name: &'static str,
+}
+
+impl Timestamper for DevTsa {
+    fn timestamp(&self, digest: DigestAlgorithm, imprint: &[u8]) -> Result<Stamp, StampError> {
+        let serial = self.serial.fetch_add(1, Ordering::SeqCst).to_be_bytes();
+        let der = self
+            .stamper
+            .stamp_with(digest, imprint, chrono::Utc::now(), &serial)
+            .map_err(|e| StampError::AllFailed(vec![e.to_string()]))?;
+        check_token(&der, digest, imprint, None, &self.check, self.name)
+    }
+}
+
+struct Fixture {
+    pki: TestPki,
+    trust: Trust,
+    roots: Vec<Vec<u8>>,
+    good: Vec<GeneratedDocument>,
+    bad: Vec<GeneratedDocument>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        // Seeds 23 (hierarchy) and 5 (documents) are arbitrary and fixed.
+        let pki = TestPki::generate(23).unwrap();
+        let corpus = Corpus::new(
+            &pki,
+            CorpusSpec {
+                count: 40,
+                seed: 5,
+                format: Format::Mixed,
+            },
+        )
+        .unwrap();
+        let good = (0..40).map(|i| corpus.good(i).unwrap()).collect();
+        let bad = corpus.bad().unwrap();
+        let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
+        let trust = Trust {
+            anchors: TrustAnchors::new(&roots).unwrap(),
+            extra_certs: Vec::new(),
+            crls: pki.crls.iter().map(|c| c.der.clone()).collect(),
+            usage: UsagePolicy::default(),
+        };
+        Fixture {
+            pki,
+            trust,
+            roots,
+            good,
+            bad,
+        }
+    })
+}
+
+fn tsa(id: &'static str) -> DevTsa {
+    let f = fixture();
+    DevTsa {
+        stamper: Stamper::new(f.pki.tsa(id).unwrap()),
+        check: TokenCheck {
+            anchors: Arc::new(f.trust.anchors.clone()),
+            extra_certs: Arc::new(Vec::new()),
+            max_skew: Some(Duration::from_secs(60)),
+        },
+        serial: AtomicU64::new(1),
+        name: id,
+    }
+}
+
+fn prepared(doc: &GeneratedDocument, mode: Mode) -> Result<Prepared, String> {
+    prepare(
+        doc.bytes.clone(),
+        doc.side_token.clone(),
+        mode,
+        &fixture().trust,
+        SystemTime::now(),
+    )
+    .map_err(|r| r.code)
+}
+
+/// Every good document's evidence is checked structurally and by the full report; a changed
+/// document is not covered.
+fn check_all(archive: &Archive, kinds: &[StepKind]) -> Vec<Vec<u8>> {
+    let f = fixture();
+    let mut reader = hozon_archiver::evidence::Reader::new(archive.store());
+    let mut records = Vec::new();
+    for doc in &f.good {
+        let id = hozon_archiver::ingest::sha256(&doc.bytes);
+        let ers = reader.evidence_record(&id).unwrap();
+        let steps = check_evidence(&ers, &doc.bytes, &[]).unwrap();
+        let got: Vec<StepKind> = steps.iter().map(|s| s.kind).collect();
+        assert_eq!(got, kinds);
+        let mut changed = doc.bytes.clone();
+        changed[10] ^= 1;
+        assert!(check_evidence(&ers, &changed, &[]).is_err());
+        let report = verify(
+            &doc.bytes,
+            &VerifyInput {
+                evidence: Some(&ers),
+                anchors: &f.trust.anchors,
+                extra_certs: &[],
+                crls: &f.trust.crls,
+                side_token: doc.side_token.as_deref(),
+                usage: &UsagePolicy::default(),
+                remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
+                now: SystemTime::now(),
+                policy: &Policy::etsi(),
+            },
+        );
+        // SHA-1-era signatures (HPKI's closed CAs) are kept but fail the ETSI policy: SHA-1
+        // ended in 2012. Everything else is valid.
+        match &report.verdict {
+            Verdict::Valid { .. } => assert_ne!(doc.entry.algorithm, "sha1WithRSAEncryption"),
+            Verdict::Invalid { step, code, .. } => {
+                assert_eq!(
+                    doc.entry.algorithm,
+                    "sha1WithRSAEncryption",
+                    "{}",
+                    report.to_text()
+                );
+                assert_eq!(
+                    (step.as_str(), code.as_str()),
+                    ("Signature", "algorithm-expired")
+                );
+            }
+        }
+        records.push(ers);
+    }
+    records
+}
+
+#[test]
+fn ingest_seal_renew_export_through_the_whole_life() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+
+    // Ingest: every good document verifies and is stored; a second ingest is a duplicate.
+    let docs: Vec<Prepared> = f
+        .good
+        .iter()
+        .map(|d| prepared(d, Mode::default()).unwrap())
+        .collect();
+    let stored = archive.commit(docs.clone()).unwrap();
+    assert!(stored
+        .iter()
+        .all(|s| *s == Stored::New(DocStatus::Verified)));
+    assert!(archive
+        .commit(docs[..3].to_vec())
+        .unwrap()
+        .iter()
+        .all(|s| *s == Stored::Duplicate));
+
+    // Bad documents are refused with the manifest's code, or kept as unverified on request.
+    for doc in &f.bad {
+        let code = prepared(doc, Mode::default()).unwrap_err();
+        assert_eq!(Some(code.as_str()), doc.entry.error.as_deref());
+    }
+    let kept = prepared(
+        &f.bad[0],
+        Mode {
+            keep_unverified: true,
+            ..Mode::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(kept.record.status, DocStatus::Unverified);
+
+    // Sealing: batches of 16 documents, forced at the end; nothing sealed twice.
+    let tsa2 = tsa("tsa-2");
+    let settings = Settings {
+        batch_size: 16,
+        ..Settings::default()
+    };
+    let sealed = archive
+        .seal(&tsa2, &settings, SealWhen::Due, SystemTime::now())
+        .unwrap();
+    assert_eq!(
+        sealed.iter().map(|s| s.documents).collect::<Vec<_>>(),
+        [16, 16]
+    );
+    let rest = archive
+        .seal(&tsa2, &settings, SealWhen::Force, SystemTime::now())
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].documents, 8);
+    assert!(archive
+        .seal(&tsa2, &settings, SealWhen::Force, SystemTime::now())
+        .unwrap()
+        .is_empty());
+    check_all(&archive, &[StepKind::Initial]);
+
+    // The plan: TSA 2's certificate ends on 2027-06-30, inside the one-year window.
+    let policy = Policy::etsi();
+    let plan = archive.plan(&policy, SystemTime::now()).unwrap();
+    assert_eq!(plan.due.len(), 3, "{plan:?}");
+    assert!(plan.due.iter().all(|d| d.kind == RenewalKind::Timestamp));
+    assert!(
+        plan.due[0].reason.contains("2027-06-30"),
+        "{}",
+        plan.due[0].reason
+    );
+
+    // Two timestamp renewals by TSA 1: the second covers a group of two timestamps.
+    let tsa1 = tsa("tsa-1");
+    let never = AtomicBool::new(false);
+    let done = archive
+        .renew(&plan, &tsa1, DigestAlgorithm::Sha512, &|_, _| {}, &never)
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    check_all(&archive, &[StepKind::Initial, StepKind::TimestampRenewal]);
+    let trees: Vec<u64> = plan.due.iter().map(|d| d.tree).collect();
+    archive
+        .renew_timestamps(&tsa1, DigestAlgorithm::Sha256, &trees)
+        .unwrap();
+    check_all(
+        &archive,
+        &[
+            StepKind::Initial,
+            StepKind::TimestampRenewal,
+            StepKind::TimestampRenewal,
+        ],
+    );
+    // TSA 1 lasts to 2036 and SHA-256 has no end: nothing is due any more.
+    let plan = archive.plan(&policy, SystemTime::now()).unwrap();
+    assert!(plan.due.is_empty(), "{plan:?}");
+    assert!(plan.next.is_some());
+
+    // A policy retiring SHA-256 makes every tree due for a hash-tree renewal.
+    let retiring = Policy::from_toml(&hozon_verifier::policy::ETSI_TOML.replace(
+        "algorithm = \"sha256\"\n",
+        "algorithm = \"sha256\"\nuntil = \"2027-03-01\"\n",
+    ))
+    .unwrap();
+    let plan = archive.plan(&retiring, SystemTime::now()).unwrap();
+    assert_eq!(plan.due.len(), 3);
+    assert!(plan.due.iter().all(|d| d.kind == RenewalKind::HashTree));
+
+    // Interrupted before its first page, then resumed: the job is recorded and finishes.
+    let stop = AtomicBool::new(true);
+    let err = archive
+        .renew(&plan, &tsa1, DigestAlgorithm::Sha512, &|_, _| {}, &stop)
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Interrupted), "{err}");
+    let running = archive
+        .store()
+        .snapshot()
+        .iter::<Jobs>()
+        .filter(|r| r.as_ref().unwrap().1 .0.state == JobState::Running)
+        .count();
+    assert_eq!(running, 1);
+    let progress = AtomicU64::new(0);
+    let msg = archive
+        .resume_hash_tree_renewal(
+            &tsa1,
+            &|done, _| progress.store(done, Ordering::SeqCst),
+            &never,
+        )
+        .unwrap()
+        .expect("the interrupted job resumes");
+    assert!(msg.contains("40 document"), "{msg}");
+    assert_eq!(progress.load(Ordering::SeqCst), 40);
+    let records = check_all(
+        &archive,
+        &[
+            StepKind::Initial,
+            StepKind::TimestampRenewal,
+            StepKind::TimestampRenewal,
+            StepKind::HashTreeRenewal { sorted: false },
+        ],
+    );
+    // No tree needs a hash-tree renewal now; the new tree's token is still signed with
+    // SHA-256 by the TSA, which the retiring policy names as due for timestamp renewal.
+    let plan = archive.plan(&retiring, SystemTime::now()).unwrap();
+    assert_eq!(plan.due.len(), 1, "{plan:?}");
+    assert_eq!(plan.due[0].kind, RenewalKind::Timestamp);
+    assert!(
+        plan.due[0].reason.contains("timestamp hash sha256"),
+        "{plan:?}"
+    );
+
+    // Status, then Bouncy Castle on an exported record.
+    let status = archive.status(&policy, SystemTime::now()).unwrap();
+    assert_eq!(status.sealed, 40);
+    assert_eq!(status.superseded_trees, 3);
+    assert_eq!(status.pending, 0);
+
+    let out = tmp.path().join("export");
+    let id = hozon_archiver::ingest::sha256(&f.good[7].bytes);
+    let exported = archive.export(&id, &out, &f.roots).unwrap();
+    assert_eq!(exported.timestamps, 4);
+    let ers_path = out.join("evidence.ers");
+    assert_eq!(std::fs::read(&ers_path).unwrap(), records[7]);
+    let doc_path = out.join(&exported.document);
+    let (ok, text) = ers::ers_tool(&[
+        "verify",
+        ers_path.to_str().unwrap(),
+        doc_path.to_str().unwrap(),
+    ]);
+    assert!(ok, "Bouncy Castle refused the renewed record: {text}");
+    let other = tmp.path().join("other.json");
+    std::fs::write(&other, &f.good[8].bytes).unwrap();
+    let (ok, _) = ers::ers_tool(&[
+        "verify",
+        ers_path.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok, "Bouncy Castle accepted another document");
+}
+
+#[test]
+fn a_batch_of_one_is_covered_directly_and_bouncy_castle_agrees() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let doc = prepared(&f.good[0], Mode::default()).unwrap();
+    archive.commit(vec![doc]).unwrap();
+    let tsa1 = tsa("tsa-1");
+    archive
+        .seal(
+            &tsa1,
+            &Settings::default(),
+            SealWhen::Force,
+            SystemTime::now(),
+        )
+        .unwrap();
+    let out = tmp.path().join("x");
+    let id = hozon_archiver::ingest::sha256(&f.good[0].bytes);
+    archive.export(&id, &out, &[]).unwrap();
+    let ers = std::fs::read(out.join("evidence.ers")).unwrap();
+    let steps = check_evidence(&ers, &f.good[0].bytes, &[]).unwrap();
+    assert_eq!(steps[0].tree_depth, 0);
+    let (ok, text) = ers::ers_tool(&[
+        "verify",
+        out.join("evidence.ers").to_str().unwrap(),
+        out.join("document.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    // An export never overwrites: the directory is not empty now.
+    assert!(archive.export(&id, &out, &[]).is_err());
+}
+
+#[test]
+fn opaque_files_are_archived_without_a_signature_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let bytes = b"%PDF-1.7 not a FHIR document".to_vec();
+    // As a document it is refused (not JSON); as an opaque object it is kept.
+    assert!(prepare(
+        bytes.clone(),
+        None,
+        Mode::default(),
+        &fixture().trust,
+        SystemTime::now()
+    )
+    .is_err());
+    let doc = prepare(
+        bytes.clone(),
+        None,
+        Mode {
+            opaque: true,
+            ..Mode::default()
+        },
+        &fixture().trust,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        archive.commit(vec![doc]).unwrap(),
+        [Stored::New(DocStatus::Opaque)]
+    );
+    let id = hozon_archiver::ingest::sha256(&bytes);
+    // Not sealed yet: export says so.
+    assert!(matches!(
+        archive.export(&id, &tmp.path().join("e"), &[]),
+        Err(ArchiveError::NotSealed(_))
+    ));
+    archive
+        .seal(
+            &tsa("tsa-1"),
+            &Settings::default(),
+            SealWhen::Force,
+            SystemTime::now(),
+        )
+        .unwrap();
+    let mut reader = hozon_archiver::evidence::Reader::new(archive.store());
+    let ers = reader.evidence_record(&id).unwrap();
+    check_evidence(&ers, &bytes, &[]).unwrap();
+}
