@@ -1,6 +1,8 @@
 //! The subcommand tree of DESIGN.md §4. A subcommand whose issue is not built yet says so and
 //! exits with status 3; it never pretends to have done its work.
 
+mod archive;
+mod archive_http;
 mod demo;
 mod dev;
 mod tsa;
@@ -38,29 +40,13 @@ enum Command {
     Tsa(tsa::TsaCommand),
     /// Archive of signed documents under RFC 4998 evidence records.
     #[command(subcommand)]
-    Archive(ArchiveCommand),
+    Archive(archive::ArchiveCommand),
     /// Verify documents, timestamps, evidence records and whole archives.
     #[command(subcommand)]
     Verify(VerifyCommand),
     /// Development fixtures: a look-alike HPKI hierarchy and signed FHIR corpora.
     #[command(subcommand)]
     Dev(dev::DevCommand),
-}
-
-#[derive(Subcommand)]
-enum ArchiveCommand {
-    /// Add signed documents (files or directories).
-    Ingest,
-    /// Seal pending documents under one Merkle-batched timestamp.
-    Seal,
-    /// Renew timestamps and hash trees that are due.
-    Renew,
-    /// Export a document with its evidence record.
-    Export,
-    /// Counts, batches and the next renewal due.
-    Status,
-    /// Serve the archive's HTTP ingest API and run periodic jobs.
-    Serve,
 }
 
 #[derive(Subcommand)]
@@ -118,7 +104,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Demo { data } => report(demo::run(&data)),
         Command::Tsa(cmd) => report(tsa::run(cmd)),
-        Command::Archive(_) => not_built("archive", 6),
+        Command::Archive(cmd) => verdict(archive::run(cmd)),
         Command::Verify(VerifyCommand::Archive) => not_built("verify archive", 7),
         Command::Verify(VerifyCommand::Document(args)) => verdict(verify::document(args)),
         Command::Verify(VerifyCommand::Token(args)) => verdict(verify::token(args)),

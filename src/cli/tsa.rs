@@ -195,7 +195,11 @@ pub fn parse_oid(s: &str) -> Result<rasn::types::ObjectIdentifier> {
     rasn::types::ObjectIdentifier::new(arcs).ok_or_else(|| anyhow!("{s:?} is not a valid OID"))
 }
 
-fn read_secret(env: &Option<String>, file: &Option<PathBuf>, what: &str) -> Result<Option<String>> {
+pub(super) fn read_secret(
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<String>> {
     if let Some(path) = file {
         let s = std::fs::read_to_string(path)
             .with_context(|| format!("reading {what} from {}", path.display()))?;

@@ -74,11 +74,14 @@ pub struct TokenArgs {
     trust: TrustArgs,
 }
 
-struct Material {
-    anchors: TrustAnchors,
-    extra: Vec<Vec<u8>>,
-    crls: Vec<Vec<u8>>,
-    now: SystemTime,
+/// Trust material read from the command line.
+pub(super) struct Material {
+    pub anchors: TrustAnchors,
+    /// The anchors' DER (for exports).
+    pub anchor_ders: Vec<Vec<u8>>,
+    pub extra: Vec<Vec<u8>>,
+    pub crls: Vec<Vec<u8>>,
+    pub now: SystemTime,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -115,15 +118,29 @@ fn crls_from(bytes: &[u8]) -> Vec<Vec<u8>> {
                     .collect()
             })
             .unwrap_or_default()
-    } else {
+    } else if rasn::der::decode::<rasn_pkix::CertificateList>(bytes).is_ok() {
         vec![bytes.to_vec()]
+    } else {
+        // A certificate or other file in a directory of validation data.
+        Vec::new()
     }
 }
 
 fn material(args: &TrustArgs) -> Result<Material> {
+    load_material(&args.trust, &args.cert, &args.crl, args.at.as_deref())
+}
+
+/// Reads trust anchors (self-signed certificates under `trust`; others there become
+/// intermediates), further certificates and CRLs (files or directories), and the time.
+pub(super) fn load_material(
+    trust: &[PathBuf],
+    cert: &[PathBuf],
+    crl: &[PathBuf],
+    at: Option<&str>,
+) -> Result<Material> {
     let mut anchors = Vec::new();
     let mut extra = Vec::new();
-    for path in &args.trust {
+    for path in trust {
         for file in files_in(path)? {
             let bytes = read(&file)?;
             let Ok(certs) = hozon_tsa::certgen::certificates_from_pem_or_der(&bytes) else {
@@ -141,19 +158,28 @@ fn material(args: &TrustArgs) -> Result<Material> {
     if anchors.is_empty() {
         bail!("no self-signed trust anchor found in --trust");
     }
-    for path in &args.cert {
+    for path in cert {
+        if path.is_dir() {
+            for file in files_in(path)? {
+                // A directory of validation data also holds CRLs: take what parses.
+                if let Ok(certs) = hozon_tsa::certgen::certificates_from_pem_or_der(&read(&file)?) {
+                    extra.extend(certs);
+                }
+            }
+            continue;
+        }
         extra.extend(
             hozon_tsa::certgen::certificates_from_pem_or_der(&read(path)?)
                 .with_context(|| format!("{} holds no certificate", path.display()))?,
         );
     }
     let mut crls = Vec::new();
-    for path in &args.crl {
+    for path in crl {
         for file in files_in(path)? {
             crls.extend(crls_from(&read(&file)?));
         }
     }
-    let now = match &args.at {
+    let now = match at {
         None => SystemTime::now(),
         Some(t) => {
             let t = chrono::DateTime::parse_from_rfc3339(t)
@@ -166,6 +192,7 @@ fn material(args: &TrustArgs) -> Result<Material> {
     };
     Ok(Material {
         anchors: TrustAnchors::new(&anchors).context("reading the trust anchors")?,
+        anchor_ders: anchors,
         extra,
         crls,
         now,

@@ -82,7 +82,8 @@ fn is_query_type(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(QUERY_TYPE))
 }
 
-fn authorised(headers: &HeaderMap, expected: &str) -> bool {
+/// Whether `headers` carry `Authorization: Bearer <expected>` (compared in constant time).
+pub fn authorised(headers: &HeaderMap, expected: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
