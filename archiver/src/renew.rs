@@ -327,8 +327,17 @@ impl Archive {
         }
         let mut reader = Reader::new(&self.store);
         let mut members: Vec<u8> = Vec::new();
+        let mut kept = Vec::with_capacity(trees.len());
         for &t in trees {
             let info = reader.tree(t)?;
+            // A plan made before an interrupted renewal was finished may name trees that
+            // renewal has since replaced: their documents have moved on already.
+            if info.record.superseded_by.is_some()
+                || !matches!(info.record.kind, TreeKind::Documents { .. })
+            {
+                continue;
+            }
+            kept.push(t);
             let pages = info.record.leaves.div_ceil(PAGE_WIDTH as u64);
             for p in 0..pages {
                 members.extend_from_slice(&reader.page(PageKey {
@@ -338,6 +347,10 @@ impl Archive {
                 })?);
             }
         }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let trees = kept.as_slice();
         let mut batch = self.store.batch();
         let new_tree = next_tree_id(&self.store, &mut batch)?;
         for (page, ids) in members.chunks(PAGE_WIDTH * 32).enumerate() {
