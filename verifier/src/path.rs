@@ -468,7 +468,7 @@ impl Ctx<'_> {
             )
             .ok()
             .is_some_and(|(alg, _, _)| {
-                UnparsedPublicKey::new(
+                verify_cached(
                     alg,
                     issuer
                         .cert
@@ -476,9 +476,9 @@ impl Ctx<'_> {
                         .subject_public_key_info
                         .subject_public_key
                         .as_raw_slice(),
+                    &tbs,
+                    crl.signature.as_raw_slice(),
                 )
-                .verify(&tbs, crl.signature.as_raw_slice())
-                .is_ok()
             });
             if !verified {
                 continue;
@@ -623,12 +623,64 @@ fn verify_signed(child: &Parsed, issuer: &Parsed) -> Result<(), PathError> {
     // re-encoding of a DER certificate is that.
     let tbs = rasn::der::encode(&child.cert.tbs_certificate)
         .map_err(|e| PathError::Decode(e.to_string()))?;
-    UnparsedPublicKey::new(alg, spki.subject_public_key.as_raw_slice())
-        .verify(&tbs, child.cert.signature_value.as_raw_slice())
-        .map_err(|_| PathError::BadSignature {
+    if verify_cached(
+        alg,
+        spki.subject_public_key.as_raw_slice(),
+        &tbs,
+        child.cert.signature_value.as_raw_slice(),
+    ) {
+        Ok(())
+    } else {
+        Err(PathError::BadSignature {
             subject: child.subject(),
             issuer: issuer.subject(),
         })
+    }
+}
+
+/// Most signatures seen.
+const VERIFIED_CACHE: usize = 1 << 16;
+
+/// Verifies a signature on a certificate or CRL, remembering the ones that verified.
+///
+/// The same few CA certificates and CRLs sign every document's path, so an archive ingesting
+/// documents would otherwise verify the same RSA-4096 signatures over and over (a third of
+/// ingest time). Only successes are kept, keyed by SHA-256 over the algorithm, the key, the
+/// signed bytes and the signature: a hit means exactly this signature by exactly this key
+/// over exactly these bytes verified before. The set is bounded (emptied when full).
+fn verify_cached(
+    alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+    key: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+) -> bool {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static VERIFIED: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    // The algorithm objects are statics: their address names them within this process.
+    let alg_id =
+        (alg as *const dyn aws_lc_rs::signature::VerificationAlgorithm).cast::<()>() as usize;
+    for part in [&alg_id.to_be_bytes()[..], key, msg, sig] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(ctx.finish().as_ref());
+    let cache = VERIFIED.get_or_init(|| Mutex::new(HashSet::new()));
+    if cache.lock().map(|c| c.contains(&id)).unwrap_or(false) {
+        return true;
+    }
+    let ok = UnparsedPublicKey::new(alg, key).verify(msg, sig).is_ok();
+    if ok {
+        if let Ok(mut c) = cache.lock() {
+            if c.len() >= VERIFIED_CACHE {
+                c.clear();
+            }
+            c.insert(id);
+        }
+    }
+    ok
 }
 
 fn check_validity(c: &Parsed, at: SystemTime) -> Result<(), PathError> {
