@@ -5,61 +5,21 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/softhsm.rs"]
 mod softhsm;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::{s, text};
+use process::Proc;
 
 const HOZON: &str = env!("CARGO_BIN_EXE_hozon");
 const API_TOKEN: &str = "e2e-archive-token";
-
-/// A `hozon` server process, killed when dropped.
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Proc {
-    /// Starts `hozon ARGS` and reads the URL from its first stdout line after `prefix`.
-    fn start(args: &[&str], envs: &[(&str, &str)], prefix: &str) -> Proc {
-        let mut cmd = Command::new(HOZON);
-        cmd.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start hozon");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Proc { child, url }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct World {
     tmp: tempfile::TempDir,

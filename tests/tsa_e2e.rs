@@ -3,62 +3,33 @@
 //! plain HTTP and Python's asn1crypto. Checks replies, rejections, HTTP errors, restarts
 //! (serials stay unique, audit chain stays intact) and tamper detection in the audit log.
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/softhsm.rs"]
 mod softhsm;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const HOZON: &str = env!("CARGO_BIN_EXE_hozon");
 
-struct Server {
-    child: Child,
-    url: String,
+type Server = process::Proc;
+
+trait TsaServer {
+    fn base(&self) -> String;
 }
 
-impl Server {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(HOZON);
-        cmd.args(["tsa", "serve"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start hozon tsa serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("hozon tsa listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, url }
-    }
-
+impl TsaServer for Server {
     fn base(&self) -> String {
         self.url.trim_end_matches("/tsa").to_string()
     }
-
-    /// SIGTERM and wait: graceful shutdown must exit 0.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let st = self.child.wait().unwrap();
-        assert!(st.success(), "graceful shutdown exit status {st}");
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let mut all = vec!["tsa", "serve"];
+    all.extend_from_slice(args);
+    Server::start(&all, envs, "hozon tsa listening on ")
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
@@ -160,7 +131,7 @@ fn development_tsa_end_to_end() {
         "--data",
         data_s,
     ];
-    let server = Server::start(&dev_args, &[]);
+    let server = start(&dev_args, &[]);
     let ca = data.join("tsa-dev-cert.pem");
     assert!(ca.exists(), "development certificate created on first run");
 
@@ -254,7 +225,7 @@ fn development_tsa_end_to_end() {
 
     // Restart on the same data: same key and certificate, serials continue unique.
     let cert_before = std::fs::read(&ca).unwrap();
-    let server = Server::start(&dev_args, &[]);
+    let server = start(&dev_args, &[]);
     assert_eq!(std::fs::read(&ca).unwrap(), cert_before);
     let reply = openssl_round_trip(&server, tmp.path(), &ca, "sha256", true);
     let p = tmp.path().join("after-restart.tsr");
@@ -387,7 +358,7 @@ sessions = 2
         .args(["req", "-verify", "-noout", "-in"])
         .arg(&csr));
 
-    let server = Server::start(&["--config", cfg, "--metrics-listen", "none"], &envs);
+    let server = start(&["--config", cfg, "--metrics-listen", "none"], &envs);
     for hash in ["sha256", "sha512"] {
         openssl_round_trip(&server, tmp.path(), &cert, hash, true);
     }

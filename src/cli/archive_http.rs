@@ -57,6 +57,13 @@ fn error(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+fn internal(e: impl std::fmt::Display) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"status": "error", "reason": e.to_string()}),
+    )
+}
+
 fn unauthorised() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -138,15 +145,9 @@ async fn ingest(
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "ingest failed");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"status": "error", "reason": e.to_string()}),
-            )
+            internal(e)
         }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"status": "error", "reason": e.to_string()}),
-        ),
+        Err(e) => internal(e),
     }
 }
 
@@ -181,14 +182,8 @@ async fn evidence(
         Ok(Err(e @ ArchiveError::NotSealed(_))) => {
             error(StatusCode::CONFLICT, json!({"reason": e.to_string()}))
         }
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"reason": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"reason": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -200,14 +195,8 @@ async fn status(State(st): State<AppState>, headers: HeaderMap) -> Response {
         tokio::task::spawn_blocking(move || st.archive.status(&st.policy, SystemTime::now())).await;
     match r {
         Ok(Ok(s)) => Json(s.to_json()).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"reason": e.to_string()}),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"reason": e.to_string()}),
-        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
 
