@@ -20,11 +20,11 @@ use hozon_verifier::ers::{
     evidence_record, hash_tree_renewal_leaf, timestamp_renewal_hashes, ArchiveTimeStamp,
     ArchiveTimeStampChain, ArchiveTimeStampSequence,
 };
-use hozon_verifier::hashtree::root_from_reduced;
+use hozon_verifier::hashtree::{root_from_reduced, HashTree};
 
 use crate::model::TreeRecord;
 use crate::model::{hex_id, DocId, Objects, PageKey, Pages, Placement, Placements, Trees};
-use crate::pages::{group_leaf, reduced_tree, siblings};
+use crate::pages::{group_leaf, page_tree, reduced_tree, siblings};
 use crate::ArchiveError;
 
 /// A tree record with its decoded parts.
@@ -47,6 +47,7 @@ pub struct Reader<'a> {
     store: &'a Store,
     trees: HashMap<u64, Arc<TreeInfo>>,
     pages: HashMap<PageKey, Arc<Vec<u8>>>,
+    page_trees: HashMap<PageKey, Arc<HashTree>>,
 }
 
 /// Pages kept in a reader's cache before it is emptied (bounded memory in long jobs).
@@ -59,6 +60,7 @@ impl<'a> Reader<'a> {
             store,
             trees: HashMap::new(),
             pages: HashMap::new(),
+            page_trees: HashMap::new(),
         }
     }
 
@@ -107,15 +109,32 @@ impl<'a> Reader<'a> {
         Ok(page)
     }
 
+    /// The hash tree of page `key` of `tree` (built once per reader: neighbouring leaves
+    /// share it).
+    fn page_tree(&mut self, tree: &TreeInfo, key: PageKey) -> Result<Arc<HashTree>, ArchiveError> {
+        if let Some(t) = self.page_trees.get(&key) {
+            return Ok(t.clone());
+        }
+        let page = self.page(key)?;
+        let built = Arc::new(page_tree(tree.digest, &page)?);
+        if self.page_trees.len() >= PAGE_CACHE {
+            self.page_trees.clear();
+        }
+        self.page_trees.insert(key, built.clone());
+        Ok(built)
+    }
+
     /// The siblings of leaf `leaf` of `tree`.
     pub fn siblings(&mut self, tree: &TreeInfo, leaf: u64) -> Result<Vec<Vec<u8>>, ArchiveError> {
-        siblings(tree.digest, tree.record.leaves, leaf, |level, page| {
-            self.page(PageKey {
-                tree: tree.id,
-                level,
-                page,
-            })
-            .map(|p| p.as_ref().clone())
+        siblings(tree.record.leaves, leaf, |level, page| {
+            self.page_tree(
+                tree,
+                PageKey {
+                    tree: tree.id,
+                    level,
+                    page,
+                },
+            )
         })
     }
 

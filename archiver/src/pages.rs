@@ -28,8 +28,7 @@ pub struct PagedTree {
 }
 
 fn page_root(digest: DigestAlgorithm, page: &[u8]) -> Result<Vec<u8>, HashTreeError> {
-    let nodes: Vec<&[u8]> = page.chunks(digest.output_len()).collect();
-    Ok(HashTree::build(digest, &nodes)?.root().to_vec())
+    Ok(page_tree(digest, page)?.root().to_vec())
 }
 
 /// Builds the pages of the tree over `leaves` (concatenated, each `digest` output long).
@@ -74,32 +73,38 @@ pub fn build_with(
     }
 }
 
+/// The hash tree of one stored page (what [`siblings`] reads through; callers cache it, since
+/// the paths of neighbouring leaves share their pages).
+pub fn page_tree(digest: DigestAlgorithm, page: &[u8]) -> Result<HashTree, HashTreeError> {
+    let nodes: Vec<&[u8]> = page.chunks(digest.output_len()).collect();
+    HashTree::build(digest, &nodes)
+}
+
 /// The siblings on the path of leaf `index` of a tree of `leaves` leaves, bottom up, reading
-/// pages through `read(level, page)`.
-pub fn siblings<E>(
-    digest: DigestAlgorithm,
+/// each page's tree ([`page_tree`]) through `read(level, page)`.
+pub fn siblings<E, T>(
     leaves: u64,
     index: u64,
-    read: impl FnMut(u8, u32) -> Result<Vec<u8>, E>,
+    read: impl FnMut(u8, u32) -> Result<T, E>,
 ) -> Result<Vec<Vec<u8>>, E>
 where
     E: From<HashTreeError>,
+    T: std::ops::Deref<Target = HashTree>,
 {
-    siblings_with(digest, leaves, index, PAGE_LEVELS, read)
+    siblings_with(leaves, index, PAGE_LEVELS, read)
 }
 
 /// [`siblings`] with `levels` levels per page.
-pub fn siblings_with<E>(
-    digest: DigestAlgorithm,
+pub fn siblings_with<E, T>(
     leaves: u64,
     index: u64,
     levels: u8,
-    mut read: impl FnMut(u8, u32) -> Result<Vec<u8>, E>,
+    mut read: impl FnMut(u8, u32) -> Result<T, E>,
 ) -> Result<Vec<Vec<u8>>, E>
 where
     E: From<HashTreeError>,
+    T: std::ops::Deref<Target = HashTree>,
 {
-    let len = digest.output_len();
     let width = 1u64 << levels;
     if index >= leaves {
         return Err(HashTreeError::NoSuchLeaf {
@@ -111,11 +116,9 @@ where
     let mut out = Vec::new();
     let (mut i, mut count, mut level) = (index, leaves, 0u8);
     while count > 1 {
-        let page = read(level, (i / width) as u32)?;
-        let nodes: Vec<&[u8]> = page.chunks(len).collect();
+        let tree = read(level, (i / width) as u32)?;
         let local = (i % width) as usize;
-        if nodes.len() > 1 {
-            let tree = HashTree::build(digest, &nodes)?;
+        if tree.leaves() > 1 {
             for (n, list) in tree.reduced(local)?.into_iter().enumerate() {
                 // The first list is [own value, sibling]; later lists are [sibling].
                 if let Some(s) = list.into_iter().nth(usize::from(n == 0)) {
@@ -125,7 +128,7 @@ where
         } else if local != 0 {
             return Err(HashTreeError::NoSuchLeaf {
                 index: local,
-                leaves: nodes.len(),
+                leaves: tree.leaves(),
             }
             .into());
         }
@@ -191,15 +194,16 @@ mod tests {
                 let paged = build_with(d, &l.concat(), levels).unwrap();
                 assert_eq!(paged.root, whole.root(), "n={n} levels={levels}");
                 for (i, leaf) in l.iter().enumerate() {
-                    let read = |level: u8, page: u32| -> Result<Vec<u8>, HashTreeError> {
-                        Ok(paged
+                    let read = |level: u8, page: u32| -> Result<Box<HashTree>, HashTreeError> {
+                        let bytes = paged
                             .pages
                             .iter()
                             .find(|(lv, p, _)| *lv == level && *p == page)
                             .map(|(_, _, b)| b.clone())
-                            .expect("page exists"))
+                            .expect("page exists");
+                        Ok(Box::new(page_tree(d, &bytes)?))
                     };
-                    let sib = siblings_with(d, n as u64, i as u64, levels, read).unwrap();
+                    let sib = siblings_with(n as u64, i as u64, levels, read).unwrap();
                     let reduced = reduced_tree(vec![leaf.clone()], sib);
                     assert_eq!(reduced, whole.reduced(i).unwrap(), "n={n} i={i}");
                     let found = root_from_reduced(d, leaf, &reduced, |r| r == whole.root())

@@ -188,8 +188,22 @@ fn cf_options(cf: Cf) -> Options {
     } else {
         opts.set_compression_type(DBCompressionType::None);
     }
+    if cf == Cf::Documents {
+        // Documents are written once, kilobytes each, and never changed: kept in blob files
+        // (compressed once, when written), compaction moves only their keys and blob
+        // references instead of rewriting every document at every level. Without this, bulk
+        // ingest stalled on level-0 compaction as the store grew (39,000 opaque documents/s at
+        // 20,000 documents, 5,400/s at 1,000,000).
+        opts.set_enable_blob_files(true);
+        opts.set_min_blob_size(BLOB_MIN);
+        opts.set_blob_compression_type(DBCompressionType::Zstd);
+    }
     opts
 }
+
+/// Values of the documents family from this size on go to blob files (certificates and CRLs
+/// of a few hundred bytes stay in the tree).
+const BLOB_MIN: u64 = 2048;
 
 impl Store {
     /// Open the store at `path`, creating it (and only its last path component) if it does
