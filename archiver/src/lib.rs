@@ -59,6 +59,9 @@ pub enum ArchiveError {
     /// An evidence record could not be assembled.
     #[error("building the evidence record: {0}")]
     Evidence(String),
+    /// The archive is configured in a way that cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The job was interrupted (Ctrl-C); its progress is saved.
     #[error("interrupted; progress is saved and the next run resumes")]
     Interrupted,

@@ -337,6 +337,13 @@ impl Archive {
             {
                 continue;
             }
+            if info.digest == to {
+                return Err(ArchiveError::Config(format!(
+                    "tree {t} is already under {}: a hash-tree renewal must move to another \
+                     hash algorithm (set renew_hash to one the policy keeps)",
+                    to.name()
+                )));
+            }
             kept.push(t);
             let pages = info.record.leaves.div_ceil(PAGE_WIDTH as u64);
             for p in 0..pages {

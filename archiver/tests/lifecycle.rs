@@ -273,6 +273,12 @@ fn ingest_seal_renew_export_through_the_whole_life() {
     assert_eq!(plan.due.len(), 3);
     assert!(plan.due.iter().all(|d| d.kind == RenewalKind::HashTree));
 
+    // Renewing to the algorithm being retired is refused, and records nothing.
+    let err = archive
+        .renew(&plan, &tsa1, DigestAlgorithm::Sha256, &|_, _| {}, &never)
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Config(_)), "{err}");
+
     // Interrupted before its first page, then resumed: the job is recorded and finishes.
     let stop = AtomicBool::new(true);
     let err = archive
