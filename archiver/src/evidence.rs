@@ -38,6 +38,8 @@ pub struct TreeInfo {
     pub digest: DigestAlgorithm,
     /// Its token, DER.
     pub token: Vec<u8>,
+    /// Its token, decoded (once per tree, not once per document).
+    pub time_stamp: rasn_cms::ContentInfo,
     /// The root.
     pub root: Vec<u8>,
 }
@@ -74,10 +76,14 @@ impl<'a> Reader<'a> {
             .get::<Trees>(&id)?
             .ok_or_else(|| ArchiveError::Damaged(format!("tree {id} is referenced but missing")))?
             .0;
+        let token = record.token_der()?;
+        let time_stamp = rasn::der::decode(&token)
+            .map_err(|e| ArchiveError::Damaged(format!("tree {id} token: {e}")))?;
         let info = Arc::new(TreeInfo {
             id,
             digest: record.digest_algorithm()?,
-            token: record.token_der()?,
+            token,
+            time_stamp,
             root: hex::decode(&record.root)
                 .map_err(|e| ArchiveError::Damaged(format!("tree {id} root: {e}")))?,
             record,
@@ -156,7 +162,11 @@ impl<'a> Reader<'a> {
                 tree.id
             )));
         }
-        Ok(ArchiveTimeStamp::new(tree.digest, reduced, &tree.token)?)
+        Ok(ArchiveTimeStamp::with_token(
+            tree.digest,
+            reduced,
+            tree.time_stamp.clone(),
+        ))
     }
 
     /// The chain a document tree starts, for a document whose leaf there is `leaf`.

@@ -125,7 +125,17 @@ impl ArchiveTimeStamp {
     ) -> Result<Self, ErsBuildError> {
         let time_stamp: ContentInfo =
             rasn::der::decode(token_der).map_err(|e| ErsBuildError::Token(e.to_string()))?;
-        Ok(ArchiveTimeStamp {
+        Ok(ArchiveTimeStamp::with_token(digest, reduced, time_stamp))
+    }
+
+    /// [`ArchiveTimeStamp::new`] with the token already decoded (an archive building the
+    /// records of many documents under one timestamp decodes it once).
+    pub fn with_token(
+        digest: DigestAlgorithm,
+        reduced: Vec<Vec<Vec<u8>>>,
+        time_stamp: ContentInfo,
+    ) -> Self {
+        ArchiveTimeStamp {
             digest_algorithm: Some(digest.algorithm_identifier()),
             attributes: None,
             reduced_hashtree: (!reduced.is_empty()).then(|| {
@@ -135,7 +145,7 @@ impl ArchiveTimeStamp {
                     .collect()
             }),
             time_stamp,
-        })
+        }
     }
 
     /// DER of the `timeStamp` field: what a timestamp renewal covers.
