@@ -28,9 +28,11 @@
 //! fast but wrong pipeline does not pass for a fast one. A criterion group at the end gives
 //! the per-document `prepare` cost (signed and opaque) on one core.
 
+#[path = "support/limits.rs"]
+mod limits;
+
 use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -108,49 +110,6 @@ impl Timestamper for DevTsa {
         self.calls.lock().unwrap().push((t, t.elapsed()));
         stamp
     }
-}
-
-/// `openssl speed -evp <alg> -bytes 16384 -seconds 3 -multi <cores>`: bytes/s over all
-/// cores (`None` if openssl is missing or its output is not understood).
-fn openssl_speed(alg: &str, cores: usize) -> Option<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-evp", alg, "-bytes", "16384", "-seconds", "3"])
-        .args(["-multi", &cores.to_string()])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The summary line: `sha256   3003187.20k` (in 1000s of bytes per second).
-    let line = text.lines().rev().find(|l| l.starts_with(alg))?;
-    let k: f64 = line
-        .split_whitespace()
-        .last()?
-        .trim_end_matches('k')
-        .parse()
-        .ok()?;
-    Some(k * 1000.0)
-}
-
-/// RSA-2048 PKCS#1 v1.5 SHA-256 verifications per second on `threads` threads at once, `n`
-/// each.
-fn rsa_verify_rate(pki: &TestPki, threads: usize, n: usize) -> f64 {
-    let e = pki.entity("doctor-01").expect("signer");
-    let msg = b"rate";
-    let sig = e
-        .key
-        .sign(hozon_devkit::x509::SigAlg::Sha256Rsa, msg)
-        .expect("signs");
-    let spki: rasn_pkix::SubjectPublicKeyInfo = rasn::der::decode(e.key.spki_der()).expect("SPKI");
-    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        spki.subject_public_key.as_raw_slice().to_vec(),
-    );
-    let t = Instant::now();
-    (0..threads).into_par_iter().for_each(|_| {
-        for _ in 0..n {
-            key.verify(msg, &sig).expect("verifies");
-        }
-    });
-    (n * threads) as f64 / t.elapsed().as_secs_f64()
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -302,8 +261,8 @@ fn main() {
     // Limits.
     let (sha256_all, sha512_all) = if bench {
         (
-            openssl_speed("sha256", cores),
-            openssl_speed("sha512", cores),
+            limits::openssl_speed("sha256", 16384, 3, cores),
+            limits::openssl_speed("sha512", 16384, 3, cores),
         )
     } else {
         (None, None)
@@ -322,8 +281,8 @@ fn main() {
     let pki = TestPki::generate(1).expect("hierarchy");
     let pki_time = t.elapsed().as_secs_f64();
     let rsa_n = if bench { 10_000 } else { 100 };
-    let rsa_one = rsa_verify_rate(&pki, 1, rsa_n);
-    let rsa_all = rsa_verify_rate(&pki, cores, rsa_n);
+    let rsa_one = limits::rsa_verify_rate(&pki, 1, rsa_n);
+    let rsa_all = limits::rsa_verify_rate(&pki, cores, rsa_n);
     println!(
         "limit: aws-lc-rs RSA-2048 verify: {rsa_one:.0}/s on one core, {rsa_all:.0}/s on \
          {cores} (dev hierarchy generated in {pki_time:.1} s)"

@@ -10,7 +10,9 @@
 //!   recompute every root from them (what verifying the whole batch costs);
 //! - criterion statistics for a 65,536-leaf build and for single extractions.
 
-use std::process::Command;
+#[path = "support/limits.rs"]
+mod limits;
+
 use std::time::Instant;
 
 use std::hint::black_box;
@@ -32,31 +34,13 @@ fn leaves(n: usize) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// `openssl speed -evp sha256 -bytes N`: bytes per second.
-fn openssl_sha256(bytes: usize) -> Option<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-evp", "sha256", "-seconds", "2", "-bytes"])
-        .arg(bytes.to_string())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with("sha256"))?;
-    let k: f64 = line
-        .split_whitespace()
-        .last()?
-        .trim_end_matches('k')
-        .parse()
-        .ok()?;
-    Some(k * 1000.0)
-}
-
 fn main() {
     let n: usize = std::env::var("HOZON_TREE_LEAVES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let small = openssl_sha256(64);
-    let large = openssl_sha256(16384);
+    let small = limits::openssl_speed("sha256", 64, 2, 1);
+    let large = limits::openssl_speed("sha256", 16384, 2, 1);
     let msgs_per_sec = small.map(|b| b / 64.0);
     println!(
         "openssl speed sha256: {:.0} MB/s at 64 bytes ({:.0} messages/s), {:.0} MB/s at 16 KiB",

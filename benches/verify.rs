@@ -8,6 +8,9 @@
 //! document of the dev corpus (seed 1) under a 1,024-document SHA-256 hash tree stamped by
 //! Test TSA 1.
 
+#[path = "support/limits.rs"]
+mod limits;
+
 use std::hint::black_box;
 use std::time::{Instant, SystemTime};
 
@@ -24,27 +27,6 @@ use hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY;
 use hozon_verifier::path::TrustAnchors;
 use hozon_verifier::policy::Policy;
 use hozon_verifier::report::{verify, VerifyInput};
-
-/// RSA-2048 PKCS#1 v1.5 SHA-256 verifications per second, one thread.
-fn rsa_verify_rate(pki: &TestPki) -> f64 {
-    let e = pki.entity("doctor-01").expect("signer");
-    let msg = b"rate";
-    let sig = e
-        .key
-        .sign(hozon_devkit::x509::SigAlg::Sha256Rsa, msg)
-        .expect("signs");
-    let spki: rasn_pkix::SubjectPublicKeyInfo = rasn::der::decode(e.key.spki_der()).expect("SPKI");
-    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        spki.subject_public_key.as_raw_slice().to_vec(),
-    );
-    let n = 20_000;
-    let t = Instant::now();
-    for _ in 0..n {
-        key.verify(msg, &sig).expect("verifies");
-    }
-    n as f64 / t.elapsed().as_secs_f64()
-}
 
 fn main() {
     let pki = TestPki::generate(1).expect("hierarchy");
@@ -92,7 +74,7 @@ fn main() {
         "the fixture verifies"
     );
 
-    let rsa = rsa_verify_rate(&pki);
+    let rsa = limits::rsa_verify_rate(&pki, 1, 20_000);
     let n = 300;
     let t = Instant::now();
     for _ in 0..n {
