@@ -53,6 +53,12 @@ use rayon::prelude::*;
 
 /// Size of an opaque document.
 const DOC_SIZE: usize = 5 * 1024;
+
+/// How the sealing and renewal documents are taken in: opaque bytes, no signature check.
+const OPAQUE: Mode = Mode {
+    opaque: true,
+    keep_unverified: false,
+};
 /// Documents per durable commit.
 const CHUNK: usize = 512;
 /// Ingest target, documents/s.
@@ -377,17 +383,7 @@ fn main() {
     let pat = pattern();
     let archive = Archive::open(tmp.path().join("bulk")).expect("archive");
     let run = ingest(&archive, n, |i| {
-        prepare(
-            opaque_doc(&pat, i as u64),
-            None,
-            Mode {
-                opaque: true,
-                keep_unverified: false,
-            },
-            &trust,
-            now,
-        )
-        .ok()
+        prepare(opaque_doc(&pat, i as u64), None, OPAQUE, &trust, now).ok()
     });
     assert_eq!(run.new, n, "every opaque document is new");
     let rate = n as f64 / run.seconds;
@@ -516,19 +512,7 @@ fn main() {
     let blob = opaque_doc(&pat, 0);
     g.throughput(Throughput::Bytes(DOC_SIZE as u64));
     g.bench_function("prepare_opaque_5KiB", |b| {
-        b.iter(|| {
-            prepare(
-                black_box(blob.clone()),
-                None,
-                Mode {
-                    opaque: true,
-                    keep_unverified: false,
-                },
-                &trust,
-                now,
-            )
-            .expect("prepares")
-        })
+        b.iter(|| prepare(black_box(blob.clone()), None, OPAQUE, &trust, now).expect("prepares"))
     });
     g.finish();
     c.final_summary();

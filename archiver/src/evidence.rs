@@ -24,7 +24,7 @@ use hozon_verifier::hashtree::{root_from_reduced, HashTree};
 
 use crate::model::TreeRecord;
 use crate::model::{hex_id, DocId, Objects, PageKey, Pages, Placement, Placements, Trees};
-use crate::pages::{group_leaf, page_tree, reduced_tree, siblings};
+use crate::pages::{page_tree, reduced_tree, siblings};
 use crate::ArchiveError;
 
 /// A tree record with its decoded parts.
@@ -90,11 +90,6 @@ impl<'a> Reader<'a> {
         });
         self.trees.insert(id, info.clone());
         Ok(info)
-    }
-
-    /// Forgets cached trees (after a renewal changed them).
-    pub fn forget_trees(&mut self) {
-        self.trees.clear();
     }
 
     /// Page `key`.
@@ -243,9 +238,4 @@ pub fn renewal_group(
         group.push(d.digest(&reader.tree(r)?.token));
     }
     Ok(group)
-}
-
-/// The leaf a group makes (re-exported for the renewal job).
-pub fn renewal_leaf(digest: DigestAlgorithm, group: &[Vec<u8>]) -> Vec<u8> {
-    group_leaf(digest, group)
 }

@@ -26,12 +26,12 @@ use hozon_verifier::policy::{Algorithm, Judgement, Policy, Use};
 use rayon::prelude::*;
 
 use crate::client::Timestamper;
-use crate::evidence::{renewal_group, renewal_leaf, Reader};
+use crate::evidence::{renewal_group, Reader};
 use crate::model::{
     from_unix, unix, JobKind, JobRecord, JobState, Jobs, Json, PageKey, Pages, Placement,
     Placements, TreeKind, Trees,
 };
-use crate::pages::PAGE_WIDTH;
+use crate::pages::{group_leaf, PAGE_WIDTH};
 use crate::seal::{next_tree_id, put_pages, tree_record};
 use crate::{Archive, ArchiveError};
 
@@ -264,7 +264,7 @@ impl Archive {
                     digest.name()
                 )));
             }
-            leaves.extend_from_slice(&renewal_leaf(digest, &renewal_group(&mut reader, &info)?));
+            leaves.extend_from_slice(&group_leaf(digest, &renewal_group(&mut reader, &info)?));
             infos.push(info);
         }
         if kept.is_empty() {

@@ -452,30 +452,38 @@ pub fn ingest_files(
                 (file.clone(), result)
             })
             .collect();
-        let ok: Vec<Prepared> = prepared
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().cloned())
-            .collect();
-        let outcomes = archive.commit(ok)?;
-        let mut outcomes = outcomes.into_iter();
+        // The prepared documents move into the commit; each line keeps what it reports.
+        let mut ok: Vec<Prepared> = Vec::with_capacity(prepared.len());
+        let mut pending = Vec::with_capacity(prepared.len());
         for (file, r) in prepared {
+            pending.push((
+                file,
+                r.map(|p| {
+                    let seen = (p.id, p.record.failure.clone());
+                    ok.push(p);
+                    seen
+                }),
+            ));
+        }
+        let mut outcomes = archive.commit(ok)?.into_iter();
+        for (file, r) in pending {
             let line = match r {
-                Ok(p) => match outcomes.next() {
+                Ok((id, failure)) => match outcomes.next() {
                     Some(Stored::New(status)) => {
                         stored += 1;
                         IngestLine {
                             file,
-                            id: Some(hex_id(&p.id)),
+                            id: Some(hex_id(&id)),
                             status: "stored",
                             detail: status.as_str().to_owned(),
-                            reason: p.record.failure.map(|(c, r)| format!("{c}: {r}")),
+                            reason: failure.map(|(c, r)| format!("{c}: {r}")),
                         }
                     }
                     _ => {
                         dup += 1;
                         IngestLine {
                             file,
-                            id: Some(hex_id(&p.id)),
+                            id: Some(hex_id(&id)),
                             status: "duplicate",
                             detail: "already archived".into(),
                             reason: None,

@@ -64,15 +64,6 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-fn unauthorised() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        "missing or wrong bearer token\n",
-    )
-        .into_response()
-}
-
 async fn ingest(
     State(st): State<AppState>,
     Query(q): Query<IngestQuery>,
@@ -80,7 +71,7 @@ async fn ingest(
     body: Bytes,
 ) -> Response {
     if !hozon_tsa::http::authorised(&headers, &st.token) {
-        return unauthorised();
+        return hozon_tsa::http::unauthorised();
     }
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -157,7 +148,7 @@ async fn evidence(
     headers: HeaderMap,
 ) -> Response {
     if !hozon_tsa::http::authorised(&headers, &st.token) {
-        return unauthorised();
+        return hozon_tsa::http::unauthorised();
     }
     let Some(id) = parse_id(&id) else {
         return error(
@@ -189,7 +180,7 @@ async fn evidence(
 
 async fn status(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if !hozon_tsa::http::authorised(&headers, &st.token) {
-        return unauthorised();
+        return hozon_tsa::http::unauthorised();
     }
     let r =
         tokio::task::spawn_blocking(move || st.archive.status(&st.policy, SystemTime::now())).await;

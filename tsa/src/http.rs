@@ -82,6 +82,16 @@ fn is_query_type(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(QUERY_TYPE))
 }
 
+/// The 401 reply to a request without the right bearer token.
+pub fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong bearer token\n",
+    )
+        .into_response()
+}
+
 /// Whether `headers` carry `Authorization: Bearer <expected>` (compared in constant time).
 pub fn authorised(headers: &HeaderMap, expected: &str) -> bool {
     let Some(given) = headers
@@ -111,12 +121,7 @@ async fn timestamp(
         if !authorised(&headers, token) {
             metrics::counter!("hozon_tsa_http_refused_total", "reason" => "unauthorised")
                 .increment(1);
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "missing or wrong bearer token\n",
-            )
-                .into_response();
+            return unauthorised();
         }
     }
     if !is_query_type(&headers) {
