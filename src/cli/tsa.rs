@@ -406,7 +406,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         if let Some(m) = &section.metrics_listen {
             let addr: std::net::SocketAddr = m.parse().context("metrics_listen")?;
             metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -445,8 +445,15 @@ fn serve(a: ServeArgs) -> Result<()> {
         hozon_tsa::http::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("TSA stopped after finishing in-flight requests");
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    // Dropping the runtime drops the tasks that still hold the issuer; the issuer's audit
+    // writer joins its thread, so the store is closed here, on this thread, before exit.
+    drop(rt);
+    served?;
     store.flush()?;
+    if Arc::strong_count(&store) > 1 {
+        tracing::warn!("the store is still shared at shutdown");
+    }
     Ok(())
 }
 

@@ -263,9 +263,29 @@ pub struct AuditError(pub String);
 type Reply = mpsc::Sender<Result<u64, AuditError>>;
 
 /// Group-committing writer over an [`AuditSink`]; cheap to clone, shareable across threads.
+///
+/// When the last clone is dropped the writer thread drains what was queued, drops the sink
+/// and is joined, so the sink (a RocksDB store in the binary) is closed before the process
+/// exits rather than racing the C++ static destructors from a detached thread.
 #[derive(Clone, Debug)]
 pub struct AuditWriter {
+    // Field order matters: the sender must drop before the worker is joined.
     tx: mpsc::Sender<(AuditRecord, Reply)>,
+    _worker: std::sync::Arc<Worker>,
+}
+
+/// Joins the writer thread once no sender is left.
+#[derive(Debug)]
+struct Worker(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            if h.join().is_err() {
+                tracing::error!("audit writer thread panicked");
+            }
+        }
+    }
 }
 
 /// Most records written in one batch.
@@ -279,7 +299,7 @@ impl AuditWriter {
             Some((seq, bytes)) => (seq + 1, chain_hash(seq, &bytes)),
         };
         let (tx, rx) = mpsc::channel::<(AuditRecord, Reply)>();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("tsa-audit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
@@ -316,7 +336,10 @@ impl AuditWriter {
                 }
             })
             .map_err(|e| AuditError(format!("cannot start audit thread: {e}")))?;
-        Ok(AuditWriter { tx })
+        Ok(AuditWriter {
+            tx,
+            _worker: std::sync::Arc::new(Worker(Some(handle))),
+        })
     }
 
     /// Record one issued token; returns its audit sequence number once it is durable.
@@ -476,5 +499,36 @@ mod tests {
         let w = AuditWriter::start(Box::new(FailingSink)).unwrap();
         let e = w.append(rec(1)).unwrap_err();
         assert!(e.to_string().contains("disk full"));
+    }
+
+    /// A sink that records when it is dropped (the binary's sink closes a RocksDB store).
+    struct DropFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl AuditSink for DropFlag {
+        fn last(&self) -> Result<Option<(u64, Vec<u8>)>, String> {
+            Ok(None)
+        }
+        fn append(&mut self, _: &[(u64, Vec<u8>)]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn dropping_the_last_writer_closes_the_sink_before_returning() {
+        // A detached writer thread used to close the store during process exit, racing
+        // RocksDB's static destructors ("pthread lock: Invalid argument", SIGABRT).
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w = AuditWriter::start(Box::new(DropFlag(dropped.clone()))).unwrap();
+        let w2 = w.clone();
+        w.append(rec(1)).unwrap();
+        drop(w);
+        assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+        w2.append(rec(2)).unwrap();
+        drop(w2);
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
