@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hozon_storage::Store;
+use hozon_storage::{Store, View};
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::ers::{
     evidence_record, hash_tree_renewal_leaf, timestamp_renewal_hashes, ArchiveTimeStamp,
@@ -45,8 +45,8 @@ pub struct TreeInfo {
 }
 
 /// Reads trees and pages with small caches (paths of neighbouring leaves share pages).
-pub struct Reader<'a> {
-    store: &'a Store,
+pub struct Reader<'a, V: View = Store> {
+    store: &'a V,
     trees: HashMap<u64, Arc<TreeInfo>>,
     pages: HashMap<PageKey, Arc<Vec<u8>>>,
     page_trees: HashMap<PageKey, Arc<HashTree>>,
@@ -55,9 +55,9 @@ pub struct Reader<'a> {
 /// Pages kept in a reader's cache before it is emptied (bounded memory in long jobs).
 const PAGE_CACHE: usize = 64;
 
-impl<'a> Reader<'a> {
-    /// A reader over `store`.
-    pub fn new(store: &'a Store) -> Self {
+impl<'a, V: View> Reader<'a, V> {
+    /// A reader over `store` (the live store, or a snapshot of it).
+    pub fn new(store: &'a V) -> Self {
         Reader {
             store,
             trees: HashMap::new(),
@@ -73,7 +73,7 @@ impl<'a> Reader<'a> {
         }
         let record = self
             .store
-            .get::<Trees>(&id)?
+            .read::<Trees>(&id)?
             .ok_or_else(|| ArchiveError::Damaged(format!("tree {id} is referenced but missing")))?
             .0;
         let token = record.token_der()?;
@@ -97,7 +97,7 @@ impl<'a> Reader<'a> {
         if let Some(p) = self.pages.get(&key) {
             return Ok(p.clone());
         }
-        let page = Arc::new(self.store.get::<Pages>(&key)?.ok_or_else(|| {
+        let page = Arc::new(self.store.read::<Pages>(&key)?.ok_or_else(|| {
             ArchiveError::Damaged(format!(
                 "tree {} is missing its page {} of level {}",
                 key.tree, key.page, key.level
@@ -141,7 +141,7 @@ impl<'a> Reader<'a> {
 
     /// An archive timestamp of `tree` for the leaf at `index` made of `group`, checked to lead
     /// to the tree's root.
-    fn ats(
+    pub(crate) fn ats(
         &mut self,
         tree: &TreeInfo,
         index: u64,
@@ -165,19 +165,30 @@ impl<'a> Reader<'a> {
     }
 
     /// The chain a document tree starts, for a document whose leaf there is `leaf`.
-    fn chain(
+    pub(crate) fn chain(
         &mut self,
         tree: &TreeInfo,
         index: u64,
         leaf: Vec<u8>,
     ) -> Result<ArchiveTimeStampChain, ArchiveError> {
         let mut chain = vec![self.ats(tree, index, vec![leaf])?];
+        self.renewals(tree, &mut chain)?;
+        Ok(chain)
+    }
+
+    /// Appends to `chain` (which starts with `tree`'s own archive timestamp) one archive
+    /// timestamp per renewal of `tree`, each checked to lead to its renewal tree's root.
+    pub(crate) fn renewals(
+        &mut self,
+        tree: &TreeInfo,
+        chain: &mut ArchiveTimeStampChain,
+    ) -> Result<(), ArchiveError> {
         for &(r, j) in &tree.record.renewals {
             let renewal = self.tree(r)?;
-            let group = timestamp_renewal_hashes(renewal.digest, &chain)?;
+            let group = timestamp_renewal_hashes(renewal.digest, chain)?;
             chain.push(self.ats(&renewal, j, group)?);
         }
-        Ok(chain)
+        Ok(())
     }
 
     /// The ArchiveTimeStampSequence of the document `data` at `placements`.
@@ -203,12 +214,12 @@ impl<'a> Reader<'a> {
     pub fn document(&self, id: &DocId) -> Result<(Vec<u8>, Vec<Placement>), ArchiveError> {
         let bytes = self
             .store
-            .get::<Objects>(id)?
+            .read::<Objects>(id)?
             .ok_or_else(|| ArchiveError::NotFound(hex_id(id)))?;
-        match self.store.get::<Placements>(id)? {
+        match self.store.read::<Placements>(id)? {
             Some(p) if !p.0.is_empty() => Ok((bytes, p.0)),
             _ => {
-                if self.store.contains::<crate::model::Records>(id)? {
+                if self.store.has::<crate::model::Records>(id)? {
                     Err(ArchiveError::NotSealed(hex_id(id)))
                 } else {
                     Err(ArchiveError::NotFound(hex_id(id)))
@@ -228,8 +239,8 @@ impl<'a> Reader<'a> {
 
 /// The leaves of a timestamp renewal: per renewed tree, the group node over the hashes of
 /// every timestamp of its chain so far (its own token, then each renewal's).
-pub fn renewal_group(
-    reader: &mut Reader<'_>,
+pub fn renewal_group<V: View>(
+    reader: &mut Reader<'_, V>,
     tree: &TreeInfo,
 ) -> Result<Vec<Vec<u8>>, ArchiveError> {
     let d = tree.digest;

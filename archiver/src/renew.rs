@@ -36,7 +36,8 @@ use crate::seal::{next_tree_id, put_pages, tree_record};
 use crate::{Archive, ArchiveError};
 
 /// Which renewal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RenewalKind {
     /// A new timestamp, same hash algorithm.
     Timestamp,

@@ -7,8 +7,9 @@
 //! │                                                                   doctor-revoked, doctor-expired
 //! └── Test HPKI Remote Signature CA    (RSA-2048, sha256, 2020–2035)  remote-doctor-01/02
 //! Test TSA Root CA (RSA-3072, sha256, 2012–2042)
-//! ├── Test TSA 1  (2014–2036)
-//! └── Test TSA 2  (2024–2027-06-30: expires early, to exercise timestamp renewal)
+//! ├── Test TSA 1  (RSA-2048, 2014–2036)
+//! ├── Test TSA 2  (RSA-2048, 2024–2027-06-30: expires early, to exercise timestamp renewal)
+//! └── Test TSA 3  (RSA-3072, 2026–2040: what renewals move to when RSA-2048 is retired)
 //! ```
 //!
 //! Every date is fixed (not taken from the clock), so a seed gives the same bytes on every
@@ -524,16 +525,30 @@ impl TestPki {
             });
         }
 
-        for (id, cn, from, to) in [
+        for (id, cn, from, to, bits) in [
             (
                 "tsa-1",
                 "Test TSA 1",
                 date(2014, 1, 1),
                 end_of(2036, 12, 31),
+                2048,
             ),
-            ("tsa-2", "Test TSA 2", date(2024, 1, 1), end_of(2027, 6, 30)),
+            (
+                "tsa-2",
+                "Test TSA 2",
+                date(2024, 1, 1),
+                end_of(2027, 6, 30),
+                2048,
+            ),
+            (
+                "tsa-3",
+                "Test TSA 3",
+                date(2026, 1, 1),
+                end_of(2040, 12, 31),
+                3072,
+            ),
         ] {
-            let key = Key::generate(&mut rng, 2048)?;
+            let key = Key::generate(&mut rng, bits)?;
             let spec = CertSpec {
                 serial: serial(&mut rng),
                 subject: x509::name(&[
@@ -665,7 +680,7 @@ impl TestPki {
             .ok_or_else(|| DevkitError::Missing(format!("CRL of {id}")))
     }
 
-    /// A TSA of the hierarchy ("tsa-1", "tsa-2") as a signer for `hozon_tsa::protocol`.
+    /// A TSA of the hierarchy ("tsa-1", "tsa-2", "tsa-3") as a signer for `hozon_tsa::protocol`.
     pub fn tsa(&self, id: &str) -> Result<CertifiedSigner, DevkitError> {
         let e = self.entity(id)?;
         if e.role != Role::Tsa {

@@ -112,6 +112,10 @@ pub enum ArchiveCommand {
         /// Plan as of this time (RFC 3339; default now).
         #[arg(long)]
         at: Option<String>,
+        /// Carry out the migration plan of a `hozon verify archive --out` report instead of
+        /// planning from the stored metadata.
+        #[arg(long, conflicts_with_all = ["policy", "at"])]
+        plan: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -365,7 +369,7 @@ pub fn policy(name: &str, window: Option<u32>) -> Result<Policy> {
     Ok(p)
 }
 
-fn time_at(at: Option<&str>) -> Result<SystemTime> {
+pub fn time_at(at: Option<&str>) -> Result<SystemTime> {
     match at {
         None => Ok(SystemTime::now()),
         Some(t) => {
@@ -557,7 +561,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn progress_bar(what: &str) -> indicatif::ProgressBar {
+pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -573,16 +577,16 @@ fn progress_bar(what: &str) -> indicatif::ProgressBar {
 /// Renews what is due; returns what was done.
 pub fn renew_due(
     archive: &Archive,
-    setup: &Setup,
     pool: &TsaPool,
     plan: &hozon_archiver::renew::Plan,
+    to: hozon_tsa::signer::DigestAlgorithm,
     cancel: &AtomicBool,
 ) -> Result<Vec<String>> {
     let bar = progress_bar("hash-tree renewal");
     let done = archive.renew(
         plan,
         pool,
-        setup.settings.renew_digest,
+        to,
         &|done, total| {
             bar.set_length(total);
             bar.set_position(done);
@@ -656,15 +660,45 @@ pub fn run(cmd: ArchiveCommand) -> Result<ExitCode> {
             dry_run,
             policy: pol,
             at,
+            plan: report,
             common,
         } => {
             let setup = setup(&common, !dry_run)?;
             let archive = open(&setup.section)?;
-            let policy = policy(
-                pol.as_deref().unwrap_or(&setup.section.policy),
-                setup.section.renewal_window_days,
-            )?;
-            let plan = archive.plan(&policy, time_at(at.as_deref())?)?;
+            let mut to = setup.settings.renew_digest;
+            let plan = match report {
+                Some(path) => {
+                    let report = super::verify_archive::read_report(&path)?;
+                    let here = hex::encode(archive.store().instance_id()?);
+                    if report.archive != here {
+                        bail!(
+                            "{} was made for archive {}, not this one ({here})",
+                            path.display(),
+                            report.archive
+                        );
+                    }
+                    if !report.complete {
+                        bail!(
+                            "{} is a partial report (the run was interrupted): run `hozon verify \
+                             archive` to the end first",
+                            path.display()
+                        );
+                    }
+                    to = digest(&report.plan.to)?;
+                    let (plan, skipped) = archive.plan_of(&report.plan)?;
+                    for s in skipped {
+                        println!("skipped: {s}");
+                    }
+                    plan
+                }
+                None => {
+                    let policy = policy(
+                        pol.as_deref().unwrap_or(&setup.section.policy),
+                        setup.section.renewal_window_days,
+                    )?;
+                    archive.plan(&policy, time_at(at.as_deref())?)?
+                }
+            };
             if plan.due.is_empty() {
                 println!("nothing is due for renewal");
             }
@@ -692,7 +726,7 @@ pub fn run(cmd: ArchiveCommand) -> Result<ExitCode> {
             }
             let pool = tsa_pool(&setup)?;
             let cancel = interrupt_flag();
-            for line in renew_due(&archive, &setup, &pool, &plan, &cancel)? {
+            for line in renew_due(&archive, &pool, &plan, to, &cancel)? {
                 println!("done: {line}");
             }
             Ok(ExitCode::SUCCESS)

@@ -218,7 +218,9 @@ fn jobs_loop(
             let renewed = archive
                 .plan(&policy, SystemTime::now())
                 .map_err(anyhow::Error::from)
-                .and_then(|plan| renew_due(&archive, &setup, &pool, &plan, &stop));
+                .and_then(|plan| {
+                    renew_due(&archive, &pool, &plan, setup.settings.renew_digest, &stop)
+                });
             match renewed {
                 Ok(done) => {
                     for d in done {

@@ -1,5 +1,4 @@
-//! The subcommand tree of DESIGN.md §4. A subcommand whose issue is not built yet says so and
-//! exits with status 3; it never pretends to have done its work.
+//! The subcommand tree of DESIGN.md §4.
 
 mod archive;
 mod archive_http;
@@ -7,13 +6,11 @@ mod demo;
 mod dev;
 mod tsa;
 mod verify;
+mod verify_archive;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit status of a subcommand that is not built yet.
-const NOT_BUILT: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -44,9 +41,24 @@ enum Command {
     /// Verify documents, timestamps, evidence records and whole archives.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// Algorithm policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Development fixtures: a look-alike HPKI hierarchy and signed FHIR corpora.
     #[command(subcommand)]
     Dev(dev::DevCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Name what changes from policy OLD to NEW (etsi, bsi, or TOML files), and when; exit 1
+    /// when NEW retires something earlier (then run `hozon verify archive --policy NEW`).
+    Diff {
+        /// The policy in force.
+        old: String,
+        /// The policy to move to.
+        new: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -56,13 +68,9 @@ enum VerifyCommand {
     Document(verify::DocumentArgs),
     /// Verify a bare RFC 3161 timestamp token (and the data it covers).
     Token(verify::TokenArgs),
-    /// Re-verify the whole archive under an algorithm policy.
-    Archive,
-}
-
-fn not_built(what: &str, issue: u32) -> ExitCode {
-    eprintln!("hozon {what}: not built yet (tracked in issue #{issue}); nothing was done");
-    ExitCode::from(NOT_BUILT)
+    /// Re-verify the whole archive under an algorithm policy and write the migration plan;
+    /// exit 0 all valid, 1 some invalid, 2 error, 130 interrupted.
+    Archive(verify_archive::ArchiveArgs),
 }
 
 /// Print an error with its chain of causes; exit status 2 (usage or I/O), as for every
@@ -105,9 +113,12 @@ pub fn run() -> ExitCode {
         Command::Demo { data } => report(demo::run(&data)),
         Command::Tsa(cmd) => report(tsa::run(cmd)),
         Command::Archive(cmd) => verdict(archive::run(cmd)),
-        Command::Verify(VerifyCommand::Archive) => not_built("verify archive", 7),
+        Command::Verify(VerifyCommand::Archive(args)) => verdict(verify_archive::run(args)),
         Command::Verify(VerifyCommand::Document(args)) => verdict(verify::document(args)),
         Command::Verify(VerifyCommand::Token(args)) => verdict(verify::token(args)),
+        Command::Policy(PolicyCommand::Diff { old, new }) => {
+            verdict(verify_archive::policy_diff(&old, &new))
+        }
         Command::Dev(cmd) => report(dev::run(cmd)),
     }
 }

@@ -528,6 +528,41 @@ impl Batch<'_> {
     }
 }
 
+/// Point reads, from the live store or from a [`Snapshot`]: what readers that work either
+/// way (evidence assembly, bulk re-verification) are generic over.
+pub trait View: Sync {
+    /// Read one record.
+    fn read<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError>;
+    /// Whether a record exists.
+    fn has<T: Table>(&self, key: &T::Key) -> Result<bool, StorageError> {
+        Ok(self.read::<T>(key)?.is_some())
+    }
+}
+
+impl View for Store {
+    fn read<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError> {
+        self.get::<T>(key)
+    }
+    fn has<T: Table>(&self, key: &T::Key) -> Result<bool, StorageError> {
+        self.contains::<T>(key)
+    }
+}
+
+impl<V: View + Send> View for std::sync::Arc<V> {
+    fn read<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError> {
+        self.as_ref().read::<T>(key)
+    }
+    fn has<T: Table>(&self, key: &T::Key) -> Result<bool, StorageError> {
+        self.as_ref().has::<T>(key)
+    }
+}
+
+impl View for Snapshot<'_> {
+    fn read<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError> {
+        self.get::<T>(key)
+    }
+}
+
 /// A consistent point-in-time view of the store.
 pub struct Snapshot<'s> {
     store: &'s Store,

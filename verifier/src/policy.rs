@@ -300,6 +300,95 @@ impl Policy {
     }
 }
 
+/// How long a policy accepts an algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Acceptance {
+    /// No rule accepts it.
+    NotAccepted,
+    /// Accepted for what is protected before this date.
+    Until(NaiveDate),
+    /// No end date.
+    Forever,
+}
+
+impl std::fmt::Display for Acceptance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Acceptance::NotAccepted => f.write_str("not accepted"),
+            Acceptance::Until(d) => write!(f, "until {d}"),
+            Acceptance::Forever => f.write_str("no end date"),
+        }
+    }
+}
+
+/// One algorithm whose acceptance differs between two policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The algorithm (and key size).
+    pub what: Use,
+    /// Under the old policy.
+    pub old: Acceptance,
+    /// Under the new policy.
+    pub new: Acceptance,
+}
+
+impl Change {
+    /// Whether the new policy ends it earlier (what the archive must renew before).
+    pub fn retires(&self) -> bool {
+        self.new < self.old
+    }
+}
+
+impl Policy {
+    /// How long this policy accepts `u` at all.
+    pub fn acceptance(&self, u: &Use) -> Acceptance {
+        match self.judge(u, NaiveDate::MIN) {
+            Judgement::Unknown => Acceptance::NotAccepted,
+            Judgement::Acceptable { until: None } => Acceptance::Forever,
+            Judgement::Acceptable { until: Some(d) } | Judgement::Ended(d) => Acceptance::Until(d),
+        }
+    }
+}
+
+/// What changes from `old` to `new`, algorithm by algorithm: every hash, and every signature
+/// scheme at the usual key sizes and at each size a rule of either policy starts or stops at.
+/// Earliest new end first.
+pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
+    let mut uses: Vec<Use> = DigestAlgorithm::ALL
+        .iter()
+        .map(|d| Use::digest(*d))
+        .collect();
+    for algorithm in [Algorithm::RsaPkcs1, Algorithm::RsaPss, Algorithm::Ecdsa] {
+        let mut sizes: Vec<usize> = match algorithm {
+            Algorithm::Ecdsa => vec![256, 384, 521],
+            _ => vec![1024, 2048, 3072, 4096],
+        };
+        for r in old.rules.iter().chain(&new.rules) {
+            if r.algorithm == algorithm {
+                sizes.push(r.min_bits);
+                if r.max_bits < usize::MAX {
+                    sizes.push(r.max_bits);
+                }
+            }
+        }
+        sizes.retain(|b| *b > 0);
+        sizes.sort_unstable();
+        sizes.dedup();
+        uses.extend(sizes.into_iter().map(|bits| Use { algorithm, bits }));
+    }
+    let mut changes: Vec<Change> = uses
+        .into_iter()
+        .map(|u| Change {
+            what: u,
+            old: old.acceptance(&u),
+            new: new.acceptance(&u),
+        })
+        .filter(|c| c.old != c.new)
+        .collect();
+    changes.sort_by_key(|c| c.new);
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +479,29 @@ mod tests {
             Policy::from_toml("name = \"x\"\nextra = 1\n"),
             Err(PolicyError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn diff_names_what_a_new_policy_retires() {
+        let old = Policy::etsi();
+        let new = Policy::from_toml(&ETSI_TOML.replace(
+            "algorithm = \"rsa-pkcs1\"\nmin_bits = 1900\nuntil = \"2029-01-01\"",
+            "algorithm = \"rsa-pkcs1\"\nmin_bits = 1900\nuntil = \"2026-12-31\"",
+        ))
+        .unwrap();
+        let changes = diff(&old, &new);
+        assert!(
+            !changes.is_empty(),
+            "the edit must change something: {changes:?}"
+        );
+        let rsa2048 = changes
+            .iter()
+            .find(|c| c.what.algorithm == Algorithm::RsaPkcs1 && c.what.bits == 2048)
+            .unwrap();
+        assert_eq!(rsa2048.new, Acceptance::Until(d("2026-12-31")));
+        assert!(rsa2048.retires());
+        assert!(diff(&old, &old).is_empty());
+        // Reversed, the same change is an extension, not a retirement.
+        assert!(diff(&new, &old).iter().all(|c| !c.retires()));
     }
 }

@@ -22,10 +22,15 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::document::{verify_document, DocumentContext, DocumentError, UsagePolicy};
+use hozon_tsa::signer::DigestAlgorithm;
+
+use crate::document::{
+    verify_document, DocumentContext, DocumentError, UsagePolicy, VerifiedDocument,
+};
 use crate::evidence::{check_evidence, StepKind};
 use crate::path::{validate_path, PathInput, Purpose, TrustAnchors, ValidatedPath};
 use crate::policy::{Judgement, Policy, Use};
+use crate::token::VerifiedToken;
 
 /// Formats a time as RFC 3339 UTC.
 pub fn fmt_time(t: SystemTime) -> String {
@@ -106,21 +111,53 @@ pub struct VerifyInput<'a> {
     pub policy: &'a Policy,
 }
 
-/// A step's place in the protection chain, for the policy: when it happened, which
-/// algorithms it used, and which TSA certificate (whose expiry makes renewal due).
-struct Protection {
-    step: usize,
-    time: SystemTime,
-    uses: Vec<Use>,
-    tsa_not_after: Option<SystemTime>,
-}
-
 fn path_uses(p: &ValidatedPath) -> Vec<Use> {
     p.certificates
         .iter()
         .filter_map(|c| c.signed_with)
         .flat_map(|(a, bits)| Use::signature(a, bits))
         .collect()
+}
+
+/// The protection steps of a verified signed document: its signature (at the time it was
+/// validated) and, if it has one, its signature timestamp; `first_step` is the report index
+/// of the signature step (the timestamp's is the next).
+pub fn document_protections(doc: &VerifiedDocument, first_step: usize) -> Vec<Protection> {
+    let mut uses = Use::signature(doc.algorithm.0, doc.algorithm.1).to_vec();
+    uses.extend(path_uses(&doc.signer));
+    let mut out = vec![Protection {
+        step: first_step,
+        time: doc.validated_at,
+        uses,
+        tsa_not_after: None,
+    }];
+    if let Some(ts) = &doc.timestamp {
+        out.push(timestamp_protection(
+            first_step + 1,
+            &ts.token,
+            ts.token.digest,
+            &ts.tsa_path,
+        ));
+    }
+    out
+}
+
+/// The protection step of a verified timestamp whose imprint uses `digest`, with its TSA path.
+pub fn timestamp_protection(
+    step: usize,
+    token: &VerifiedToken,
+    digest: DigestAlgorithm,
+    tsa_path: &ValidatedPath,
+) -> Protection {
+    let mut uses = Use::signature(token.signature_algorithm, token.key_bits).to_vec();
+    uses.push(Use::digest(digest));
+    uses.extend(path_uses(tsa_path));
+    Protection {
+        step,
+        time: token.gen_time,
+        uses,
+        tsa_not_after: tsa_path.certificates.first().map(|c| c.not_after),
+    }
 }
 
 fn path_details(prefix: &str, p: &ValidatedPath) -> Vec<(String, String)> {
@@ -207,14 +244,7 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
                 details.push(("claimed signing time".to_owned(), fmt_time(t)));
             }
             details.extend(path_details("signer", &doc.signer));
-            let mut uses = Use::signature(doc.algorithm.0, doc.algorithm.1).to_vec();
-            uses.extend(path_uses(&doc.signer));
-            chain.push(Protection {
-                step: steps.len(),
-                time: doc.validated_at,
-                uses,
-                tsa_not_after: None,
-            });
+            chain.extend(document_protections(&doc, steps.len()));
             steps.push(Step {
                 title: "Signature".into(),
                 time: Some(fmt_time(doc.validated_at)),
@@ -236,16 +266,6 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
                         ),
                     ];
                     details.extend(path_details("TSA", &ts.tsa_path));
-                    let mut uses =
-                        Use::signature(ts.token.signature_algorithm, ts.token.key_bits).to_vec();
-                    uses.push(Use::digest(ts.token.digest));
-                    uses.extend(path_uses(&ts.tsa_path));
-                    chain.push(Protection {
-                        step: steps.len(),
-                        time: ts.token.gen_time,
-                        uses,
-                        tsa_not_after: ts.tsa_path.certificates.first().map(|c| c.not_after),
-                    });
                     steps.push(Step {
                         title: "Signature timestamp".into(),
                         time: Some(fmt_time(ts.token.gen_time)),
@@ -349,16 +369,7 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
                         format!("{} ({by})", fmt_time(checked_at)),
                     ));
                     details.extend(path_details("TSA", &p));
-                    let mut uses =
-                        Use::signature(s.token.signature_algorithm, s.token.key_bits).to_vec();
-                    uses.push(Use::digest(s.digest));
-                    uses.extend(path_uses(&p));
-                    chain.push(Protection {
-                        step: steps.len(),
-                        time: s.token.gen_time,
-                        uses,
-                        tsa_not_after: p.certificates.first().map(|c| c.not_after),
-                    });
+                    chain.push(timestamp_protection(steps.len(), &s.token, s.digest, &p));
                     steps.push(Step {
                         title,
                         time: Some(fmt_time(s.token.gen_time)),
@@ -385,22 +396,101 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
     }
     // 3. The algorithm policy over the protection chain.
     notes.push(format!("algorithm policy: {}", input.policy.name));
-    let date = |t: SystemTime| {
-        chrono::DateTime::from_timestamp(
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-            0,
-        )
-        .map(|d| d.date_naive())
-        .unwrap_or_default()
+    let renewal_due = match judge_chain(input.policy, &chain, input.now) {
+        ChainJudgement::Holds { due } => due.into_iter().min_by_key(|d| d.date),
+        ChainJudgement::Broken {
+            index,
+            code,
+            reason,
+        } => {
+            let step = chain[index].step;
+            let title = steps[step].title.clone();
+            steps[step].ok = false;
+            steps[step]
+                .details
+                .push(("algorithm policy".into(), reason.clone()));
+            return fail(steps, notes, &title, code, reason);
+        }
     };
-    let window = chrono::Duration::days(i64::from(input.policy.renewal_window_days));
-    let mut renewal_due: Option<(chrono::NaiveDate, String)> = None;
+    Report {
+        verdict: Verdict::Valid {
+            unchanged_since: earliest.map(fmt_time),
+            renewal_due: renewal_due.map(|d| (d.date.to_string(), d.reason)),
+        },
+        steps,
+        notes,
+    }
+}
+
+/// A step's place in the protection chain, for the policy: when it happened, which
+/// algorithms it used, and which TSA certificate (whose expiry makes renewal due).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Protection {
+    /// Index of the step in the report (for naming it).
+    pub step: usize,
+    /// When it happened (signing time, or the timestamp's genTime).
+    pub time: SystemTime,
+    /// The algorithms it used.
+    pub uses: Vec<Use>,
+    /// The notAfter of its TSA certificate, for a timestamp.
+    pub tsa_not_after: Option<SystemTime>,
+}
+
+/// Something of the last step that ends within the policy's renewal window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueItem {
+    /// When it ends.
+    pub date: chrono::NaiveDate,
+    /// What ends when, in words.
+    pub reason: String,
+    /// The algorithm that ends (`None`: the TSA certificate expires).
+    pub ends: Option<Use>,
+}
+
+/// What the algorithm policy says of a protection chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainJudgement {
+    /// Every step was covered in time; `due` lists what of the last step ends within the
+    /// renewal window (empty: nothing).
+    Holds {
+        /// Every end within the window.
+        due: Vec<DueItem>,
+    },
+    /// Step `index` of the chain used an algorithm that had ended (or that the policy does not
+    /// know) when the next step covered it.
+    Broken {
+        /// Index into the chain.
+        index: usize,
+        /// `algorithm-expired` or `algorithm-not-in-policy`.
+        code: &'static str,
+        /// What ended when.
+        reason: String,
+    },
+}
+
+/// The calendar date (UTC) of `t`.
+pub fn utc_date(t: SystemTime) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        0,
+    )
+    .map(|d| d.date_naive())
+    .unwrap_or_default()
+}
+
+/// Judges a protection chain under `policy` at `now`: each step's algorithms must have been
+/// acceptable when the next step covered it (or at `now`, for the last step). Shared by
+/// [`verify`] and the archive's bulk re-verification, so both say the same of the same chain.
+pub fn judge_chain(policy: &Policy, chain: &[Protection], now: SystemTime) -> ChainJudgement {
+    let date = utc_date;
+    let window = chrono::Duration::days(i64::from(policy.renewal_window_days));
+    let mut due: Vec<DueItem> = Vec::new();
     for (k, p) in chain.iter().enumerate() {
         let (covered_at, by) = match chain.get(k + 1) {
             Some(next) => (next.time, format!("by step {}", next.step + 1)),
-            None => (input.now, "now".to_owned()),
+            None => (now, "now".to_owned()),
         };
         let mut seen = Vec::new();
         for u in p.uses.iter().filter(|u| {
@@ -408,66 +498,51 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
             seen.push(**u);
             new
         }) {
-            match input.policy.judge(u, date(covered_at)) {
+            match policy.judge(u, date(covered_at)) {
                 Judgement::Acceptable { until } => {
                     if let (Some(end), None) = (until, chain.get(k + 1)) {
-                        if end - window <= date(input.now)
-                            && renewal_due.as_ref().is_none_or(|(d, _)| end < *d)
-                        {
-                            renewal_due = Some((end, format!("{} ends on {end}", u.describe())));
+                        if end - window <= date(now) {
+                            due.push(DueItem {
+                                date: end,
+                                reason: format!("{} ends on {end}", u.describe()),
+                                ends: Some(*u),
+                            });
                         }
                     }
                 }
                 Judgement::Ended(end) => {
-                    let title = steps[p.step].title.clone();
-                    let reason = format!(
-                        "{} ended on {end} under {}, before this step was covered ({by}, {})",
-                        u.describe(),
-                        input.policy.name,
-                        fmt_time(covered_at)
-                    );
-                    steps[p.step].ok = false;
-                    steps[p.step]
-                        .details
-                        .push(("algorithm policy".into(), reason.clone()));
-                    return fail(steps, notes, &title, "algorithm-expired", reason);
+                    return ChainJudgement::Broken {
+                        index: k,
+                        code: "algorithm-expired",
+                        reason: format!(
+                            "{} ended on {end} under {}, before this step was covered ({by}, {})",
+                            u.describe(),
+                            policy.name,
+                            fmt_time(covered_at)
+                        ),
+                    };
                 }
                 Judgement::Unknown => {
-                    let title = steps[p.step].title.clone();
-                    let reason = format!(
-                        "{} is not in the policy {}",
-                        u.describe(),
-                        input.policy.name
-                    );
-                    steps[p.step].ok = false;
-                    steps[p.step]
-                        .details
-                        .push(("algorithm policy".into(), reason.clone()));
-                    return fail(steps, notes, &title, "algorithm-not-in-policy", reason);
+                    return ChainJudgement::Broken {
+                        index: k,
+                        code: "algorithm-not-in-policy",
+                        reason: format!("{} is not in the policy {}", u.describe(), policy.name),
+                    };
                 }
             }
         }
     }
-    if let Some(last) = chain.last() {
-        if let Some(na) = last.tsa_not_after {
-            let end = date(na);
-            if end - window <= date(input.now) && renewal_due.as_ref().is_none_or(|(d, _)| end < *d)
-            {
-                renewal_due = Some((
-                    end,
-                    format!("the last timestamp's TSA certificate expires on {end}"),
-                ));
-            }
+    if let Some(na) = chain.last().and_then(|l| l.tsa_not_after) {
+        let end = date(na);
+        if end - window <= date(now) {
+            due.push(DueItem {
+                date: end,
+                reason: format!("the last timestamp's TSA certificate expires on {end}"),
+                ends: None,
+            });
         }
     }
-    Report {
-        verdict: Verdict::Valid {
-            unchanged_since: earliest.map(fmt_time),
-            renewal_due: renewal_due.map(|(d, why)| (d.to_string(), why)),
-        },
-        steps,
-        notes,
-    }
+    ChainJudgement::Holds { due }
 }
 
 impl Report {
