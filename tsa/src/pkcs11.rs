@@ -1268,6 +1268,11 @@ pub fn keygen(
             Mechanism::EccKeyPairGen
         }
     };
+    // One key pair generation at a time in this process: SoftHSM2 stores token objects in
+    // files and concurrent C_GenerateKeyPair calls can fail with CKR_GENERAL_ERROR
+    // (SoftHSMv2 issue #573). Key generation is a rare, administrative operation.
+    static KEYGEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = KEYGEN.lock().unwrap_or_else(|p| p.into_inner());
     let (_, private) = session
         .generate_key_pair(&mechanism, &public_template, &private_template)
         .map_err(|source| Pkcs11Error::Pkcs11 {
