@@ -160,18 +160,82 @@ pub struct TrustAnchors {
     anchors: Vec<Parsed>,
 }
 
+/// A decoded certificate with its DER: shared (cloning it is a reference count) and kept in a
+/// small per-process cache, since the same CA and TSA certificates come with every document
+/// of a bulk run or an ingest.
 #[derive(Clone, Debug)]
-struct Parsed {
+struct Parsed(std::sync::Arc<ParsedCert>);
+
+#[derive(Debug)]
+struct ParsedCert {
     der: Vec<u8>,
     cert: Certificate,
 }
 
+impl std::ops::Deref for Parsed {
+    type Target = ParsedCert;
+    fn deref(&self) -> &ParsedCert {
+        &self.0
+    }
+}
+
+/// Decoded certificates kept per process before the cache is emptied.
+const CERT_CACHE: usize = 4096;
+/// Decoded CRLs kept (a national CA's CRL can be megabytes).
+const CRL_CACHE: usize = 32;
+
+/// A per-process cache of values decoded from DER, keyed by the DER.
+type DerCache<T> = std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Box<[u8]>, T>>>;
+
+/// `cache[der]`, or `parse(der)` remembered there (failures are not remembered); the cache is
+/// emptied when it holds `bound` entries.
+fn cached<T: Clone>(
+    cache: &DerCache<T>,
+    bound: usize,
+    der: &[u8],
+    parse: impl FnOnce(&[u8]) -> Result<T, PathError>,
+) -> Result<T, PathError> {
+    let cache = cache.get_or_init(Default::default);
+    if let Some(v) = cache.lock().ok().and_then(|c| c.get(der).cloned()) {
+        return Ok(v);
+    }
+    let v = parse(der)?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= bound {
+            c.clear();
+        }
+        c.insert(der.into(), v.clone());
+    }
+    Ok(v)
+}
+
+/// A decoded CRL with the DER of its signed part (what its signature covers).
+#[derive(Debug)]
+struct ParsedCrl {
+    crl: CertificateList,
+    tbs: Vec<u8>,
+}
+
+fn parsed_crl(der: &[u8]) -> Result<std::sync::Arc<ParsedCrl>, PathError> {
+    static CRLS: DerCache<std::sync::Arc<ParsedCrl>> = std::sync::OnceLock::new();
+    cached(&CRLS, CRL_CACHE, der, |der| {
+        let crl: CertificateList =
+            rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
+        let tbs =
+            rasn::der::encode(&crl.tbs_cert_list).map_err(|e| PathError::Decode(e.to_string()))?;
+        Ok(std::sync::Arc::new(ParsedCrl { crl, tbs }))
+    })
+}
+
 impl Parsed {
     fn new(der: &[u8]) -> Result<Parsed, PathError> {
-        let cert = rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
-        Ok(Parsed {
-            der: der.to_vec(),
-            cert,
+        static CERTS: DerCache<Parsed> = std::sync::OnceLock::new();
+        cached(&CERTS, CERT_CACHE, der, |der| {
+            let cert = rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
+            Ok(Parsed(std::sync::Arc::new(ParsedCert {
+                der: der.to_vec(),
+                cert,
+            })))
         })
     }
 
@@ -328,10 +392,10 @@ pub fn validate_path(
         .iter()
         .filter_map(|d| Parsed::new(d).ok())
         .collect();
-    let crls: Vec<CertificateList> = input
+    let crls: Vec<std::sync::Arc<ParsedCrl>> = input
         .crls
         .iter()
-        .filter_map(|d| rasn::der::decode(d).ok())
+        .filter_map(|d| parsed_crl(d).ok())
         .collect();
     let ctx = Ctx {
         intermediates: &intermediates,
@@ -359,7 +423,7 @@ pub fn validate_path(
 struct Ctx<'a> {
     intermediates: &'a [Parsed],
     anchors: &'a [Parsed],
-    crls: &'a [CertificateList],
+    crls: &'a [std::sync::Arc<ParsedCrl>],
     time: SystemTime,
 }
 
@@ -454,13 +518,11 @@ impl Ctx<'_> {
 
     fn revocation(&self, cert: &Parsed, issuer: &Parsed) -> Result<Revocation, PathError> {
         let mut status = Revocation::Unknown;
-        for crl in self.crls {
+        for parsed in self.crls {
+            let (crl, tbs) = (&parsed.crl, &parsed.tbs);
             if crl.tbs_cert_list.issuer != cert.cert.tbs_certificate.issuer {
                 continue;
             }
-            let Ok(tbs) = rasn::der::encode(&crl.tbs_cert_list) else {
-                continue;
-            };
             let verified = signature_verifier(
                 &crl.signature_algorithm,
                 None,
@@ -476,7 +538,7 @@ impl Ctx<'_> {
                         .subject_public_key_info
                         .subject_public_key
                         .as_raw_slice(),
-                    &tbs,
+                    tbs,
                     crl.signature.as_raw_slice(),
                 )
             });
