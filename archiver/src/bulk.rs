@@ -59,6 +59,8 @@ pub const REPORT_FORMAT: &str = "hozon-archive-verification/1";
 
 /// Member pages hashed per parallel step (16 × 256 documents).
 const CHUNK_PAGES: u32 = 16;
+/// Documents read by one batched MultiGet.
+const READ_GROUP: usize = 32;
 
 /// What a bulk run checks, against what.
 pub struct Options<'a> {
@@ -522,10 +524,20 @@ impl<'a> Run<'a> {
             },
             None => None,
         };
+        // The captured validation data first, then the archive's own (each object once: path
+        // validation parses every candidate it is given).
         let mut all_crls = crls;
-        all_crls.extend(self.opts.trust.crls.iter().cloned());
+        for c in &self.opts.trust.crls {
+            if !all_crls.contains(c) {
+                all_crls.push(c.clone());
+            }
+        }
         let mut extra = certs;
-        extra.extend(self.opts.trust.extra_certs.iter().cloned());
+        for c in &self.opts.trust.extra_certs {
+            if !extra.contains(c) {
+                extra.push(c.clone());
+            }
+        }
         let ctx = DocumentContext {
             anchors: &self.opts.trust.anchors,
             crls: &all_crls,
@@ -549,8 +561,9 @@ impl<'a> Run<'a> {
         chain: u32,
         index: u64,
         id: &DocId,
+        bytes: Option<Vec<u8>>,
     ) -> Result<DocCheck, ArchiveError> {
-        let Some(bytes) = self.snap.read::<Objects>(id)? else {
+        let Some(bytes) = bytes else {
             return Ok(DocCheck::failed(
                 "document-missing",
                 format!("document {} is missing", hex_id(id)),
@@ -623,6 +636,12 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> ArchiveError {
     ArchiveError::Damaged("a worker thread panicked".into())
 }
 
+/// One document's verdict: its history's (shared, the common case) or its own.
+enum Verdict {
+    History(Arc<History>),
+    Own(Outcome, bool),
+}
+
 /// What the run gathers.
 #[derive(Default)]
 struct Tally {
@@ -688,6 +707,12 @@ impl Archive {
                 (id, checked)
             })
             .collect();
+        // The tokens are not needed again in this form (a tree's decoded token is read back
+        // when its evidence is assembled): memory grows with the number of trees, not with
+        // their tokens.
+        for rec in trees.values_mut() {
+            rec.token = String::new();
+        }
         let live: Vec<(u64, u32, u64)> = trees
             .iter()
             .filter_map(|(&id, r)| match r.kind {
@@ -797,6 +822,9 @@ fn verify_tree(
     // Per document: index into `outcomes` (interned), and the failures by leaf.
     let mut outcomes: Vec<(Outcome, bool)> = Vec::new();
     let mut interned: HashMap<(Outcome, bool), u32> = HashMap::new();
+    // Histories are interned by address: they live in the run's cache for the whole run.
+    let mut by_history: HashMap<usize, u32> = HashMap::new();
+    let mut own_history: Option<Arc<History>> = None;
     let mut signature_failures = 0u64;
     let mut damage: Vec<String> = Vec::new();
     let mut per_doc: Vec<u32> = Vec::with_capacity(n as usize);
@@ -841,13 +869,26 @@ fn verify_tree(
             stored.extend_from_slice(&nodes);
         }
         let first = u64::from(page) * PAGE_WIDTH as u64;
+        // Read in groups (one batched MultiGet each), checked in parallel.
         let checks: Vec<Result<DocCheck, ArchiveError>> = ids
-            .par_iter()
+            .par_chunks(READ_GROUP)
             .enumerate()
             .map_init(
                 || Reader::new(&run.snap),
-                |reader, (i, doc)| run.check_document(reader, &info, chain, first + i as u64, doc),
+                |reader, (g, group)| {
+                    let values = run.snap.multi_get::<Objects>(group);
+                    group
+                        .iter()
+                        .zip(values)
+                        .enumerate()
+                        .map(|(j, (doc, bytes))| {
+                            let index = first + (g * READ_GROUP + j) as u64;
+                            run.check_document(reader, &info, chain, index, doc, bytes?)
+                        })
+                        .collect::<Vec<_>>()
+                },
             )
+            .flatten()
             .collect();
         for (i, (doc, check)) in ids.iter().zip(checks).enumerate() {
             let check = check?;
@@ -855,11 +896,12 @@ fn verify_tree(
             let stored_leaf = stored.get(i * len..(i + 1) * len).unwrap_or(&[]);
             tally.documents += 1;
             tally.bytes += check.size;
-            // (outcome, whether the archive's own evidence is lost, listed by name)
-            let (outcome, lost) = match (&check.failure, &check.leaf) {
+            // The document's verdict: its history's, or its own (with whether the archive's
+            // own evidence of it is lost).
+            let verdict = match (&check.failure, &check.leaf) {
                 (Some((code, reason)), _) => {
                     failures.insert(index, (*doc, code.clone(), reason.clone()));
-                    (Outcome::invalid(code, reason.clone()), true)
+                    Verdict::Own(Outcome::invalid(code, reason.clone()), true)
                 }
                 (None, Some(leaf)) if leaf.as_slice() != stored_leaf => {
                     let reason = format!(
@@ -872,10 +914,18 @@ fn verify_tree(
                     ));
                     failures.insert(index, (*doc, "tree-node-changed".into(), reason.clone()));
                     // The document is intact: the node can be recomputed from it.
-                    (Outcome::invalid("tree-node-changed", reason), false)
+                    Verdict::Own(Outcome::invalid("tree-node-changed", reason), false)
                 }
                 _ => {
-                    let history = run.history(check.history.as_ref().unwrap_or(&own))?;
+                    let history = match (&check.history, &own_history) {
+                        (Some(h), _) => run.history(h)?,
+                        (None, Some(h)) => h.clone(),
+                        (None, None) => {
+                            let h = run.history(&own)?;
+                            own_history = Some(h.clone());
+                            h
+                        }
+                    };
                     if batch_history.is_none() {
                         batch_history = Some(history.clone());
                     }
@@ -902,13 +952,10 @@ fn verify_tree(
                         {
                             failures.insert(index, (*doc, code.clone(), reason.clone()));
                             signature_failures += 1;
-                            (Outcome::Invalid { code, reason }, false)
+                            Verdict::Own(Outcome::Invalid { code, reason }, false)
                         }
-                        Some(o) => (o, false),
-                        None => {
-                            let lost = matches!(history.outcome, Outcome::Invalid { .. });
-                            (history.outcome.clone(), lost)
-                        }
+                        Some(o) => Verdict::Own(o, false),
+                        None => Verdict::History(history),
                     }
                 }
             };
@@ -919,10 +966,22 @@ fn verify_tree(
                 _ if stored_leaf.len() == len => leaves.extend_from_slice(stored_leaf),
                 _ => leaves.extend(std::iter::repeat_n(0u8, len)),
             }
-            let k = *interned.entry((outcome.clone(), lost)).or_insert_with(|| {
-                outcomes.push((outcome, lost));
-                (outcomes.len() - 1) as u32
-            });
+            let k =
+                match verdict {
+                    Verdict::History(h) => *by_history
+                        .entry(Arc::as_ptr(&h) as usize)
+                        .or_insert_with(|| {
+                            let lost = matches!(h.outcome, Outcome::Invalid { .. });
+                            outcomes.push((h.outcome.clone(), lost));
+                            (outcomes.len() - 1) as u32
+                        }),
+                    Verdict::Own(outcome, lost) => {
+                        *interned.entry((outcome.clone(), lost)).or_insert_with(|| {
+                            outcomes.push((outcome, lost));
+                            (outcomes.len() - 1) as u32
+                        })
+                    }
+                };
             per_doc.push(k);
             ids_all.push(*doc);
         }

@@ -479,6 +479,15 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Flushes, then waits until no compaction is pending or running (benchmarks measure a
+    /// settled store, not one still compacting what was just written).
+    pub fn settle(&self) -> Result<(), StorageError> {
+        self.flush()?;
+        self.db
+            .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
+            .map_err(|e| classify(&self.path, e))
+    }
 }
 
 /// An atomic set of writes across column families; apply with [`Store::commit`].
@@ -572,11 +581,32 @@ pub struct Snapshot<'s> {
 impl<'s> Snapshot<'s> {
     /// Read one record as of the snapshot.
     pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StorageError> {
+        // Pinned: the value is decoded straight from RocksDB's buffer, not copied first.
         let raw = self
             .snap
-            .get_cf(self.store.cf(T::CF), key.encode())
+            .get_pinned_cf(self.store.cf(T::CF), key.encode())
             .map_err(|e| classify(&self.store.path, e))?;
         raw.map(|b| decode::<T::Value>(T::CF, &b)).transpose()
+    }
+
+    /// Read many records of one table at once, as of the snapshot, in the order of `keys`
+    /// (RocksDB's batched MultiGet groups the index lookups and blob reads).
+    pub fn multi_get<T: Table>(
+        &self,
+        keys: &[T::Key],
+    ) -> Vec<Result<Option<T::Value>, StorageError>> {
+        let encoded: Vec<Vec<u8>> = keys.iter().map(|k| k.encode()).collect();
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&self.snap);
+        self.store
+            .db
+            .batched_multi_get_cf_opt(self.store.cf(T::CF), encoded.iter(), false, &ro)
+            .into_iter()
+            .map(|r| {
+                let raw = r.map_err(|e| classify(&self.store.path, e))?;
+                raw.map(|b| decode::<T::Value>(T::CF, &b)).transpose()
+            })
+            .collect()
     }
 
     /// Iterate a whole table in key order.
