@@ -497,4 +497,30 @@ fn policy_changes_are_found_planned_renewed_and_damage_is_named() {
         text.contains(&changed_hex) && text.contains(&victim_hex),
         "{text}"
     );
+
+    // Interrupted after the first batch (Ctrl-C sets the same flag): the report says it is
+    // partial and covers only what was checked.
+    let archive = Archive::open(s.data.join("archive")).unwrap();
+    let trust = Trust {
+        anchors: s.anchors.clone(),
+        extra_certs: Vec::new(),
+        crls: s.pki.crls.iter().map(|c| c.der.clone()).collect(),
+        usage: UsagePolicy::default(),
+    };
+    let policy = hozon_verifier::policy::Policy::etsi();
+    let cancel = AtomicBool::new(false);
+    let r = archive
+        .verify_all(&hozon_archiver::bulk::Options {
+            policy: &policy,
+            now: sys(day(2027, 3, 1)),
+            trust: &trust,
+            signatures: false,
+            renew_to: DigestAlgorithm::Sha512,
+            max_listed: 10,
+            cancel: &cancel,
+            progress: &|_, _| cancel.store(true, Ordering::SeqCst),
+        })
+        .unwrap();
+    assert!(!r.complete);
+    assert!(r.documents > 0 && r.documents < total, "{}", r.documents);
 }

@@ -1,0 +1,192 @@
+//! What the archive benchmarks share: opaque documents, a dev-hierarchy TSA that records its
+//! calls, and an ingest loop that prepares on all cores while another thread commits.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
+use hozon_archiver::ingest::{Mode, Prepared, Stored};
+use hozon_archiver::Archive;
+use hozon_devkit::pki::TestPki;
+use hozon_devkit::sign::Stamper;
+use hozon_tsa::signer::DigestAlgorithm;
+use hozon_verifier::path::TrustAnchors;
+use rayon::prelude::*;
+
+/// Size of an opaque document.
+pub const DOC_SIZE: usize = 5 * 1024;
+
+/// How the sealing and renewal documents are taken in: opaque bytes, no signature check.
+pub const OPAQUE: Mode = Mode {
+    opaque: true,
+    keep_unverified: false,
+};
+/// Documents per durable commit.
+pub const CHUNK: usize = 512;
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// A TSA of the dev hierarchy, stamping now; every token goes through the archive's check.
+/// Records when it was called, so that a job can be split at its TSA call.
+pub struct DevTsa {
+    stamper: Stamper,
+    check: TokenCheck,
+    serial: AtomicU64,
+    calls: Mutex<Vec<(Instant, Duration)>>,
+}
+
+impl DevTsa {
+    pub fn new(pki: &TestPki, anchors: &TrustAnchors) -> DevTsa {
+        DevTsa {
+            stamper: Stamper::new(pki.tsa("tsa-1").expect("TSA")),
+            check: TokenCheck {
+                anchors: Arc::new(anchors.clone()),
+                extra_certs: Arc::new(Vec::new()),
+                max_skew: Some(Duration::from_secs(60)),
+            },
+            serial: AtomicU64::new(1),
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Calls so far: (start, duration).
+    pub fn calls(&self) -> Vec<(Instant, Duration)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Timestamper for DevTsa {
+    fn timestamp(&self, digest: DigestAlgorithm, imprint: &[u8]) -> Result<Stamp, StampError> {
+        let t = Instant::now();
+        let serial = self.serial.fetch_add(1, Ordering::SeqCst).to_be_bytes();
+        let der = self
+            .stamper
+            .stamp_with(digest, imprint, chrono::Utc::now(), &serial)
+            .map_err(|e| StampError::AllFailed(vec![e.to_string()]))?;
+        let stamp = check_token(&der, digest, imprint, None, &self.check, "tsa-1");
+        self.calls.lock().unwrap().push((t, t.elapsed()));
+        stamp
+    }
+}
+
+pub fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Opaque document `i`: a fixed pseudo-random 5 KiB pattern with a per-document word every 64
+/// bytes (distinct documents, incompressible, and cheap next to hashing them).
+pub fn opaque_doc(pattern: &[u8], i: u64) -> Vec<u8> {
+    let mut d = pattern.to_vec();
+    for (k, block) in d.chunks_exact_mut(64).enumerate() {
+        let w = splitmix(i.wrapping_mul(0x1_0000) ^ k as u64);
+        block[..8].copy_from_slice(&w.to_le_bytes());
+    }
+    d[8..16].copy_from_slice(&i.to_be_bytes());
+    d
+}
+
+pub fn pattern() -> Vec<u8> {
+    (0..DOC_SIZE as u64 / 8)
+        .flat_map(|k| splitmix(0xA5A5_0000 ^ k).to_le_bytes())
+        .collect()
+}
+
+/// What an ingest run did.
+pub struct IngestRun {
+    pub seconds: f64,
+    pub new: usize,
+    pub refused: usize,
+    pub bytes: u64,
+    /// Time the main thread spent preparing (verifying, hashing) on all cores.
+    pub prepare: f64,
+    /// Time the committing thread spent in durable commits.
+    pub commit: f64,
+}
+
+/// Ingests `count` documents made by `make(i)` (already prepared, or refused), `CHUNK` per
+/// durable commit: each chunk is prepared on all cores while a separate thread commits the
+/// previous one, as an ingest server would.
+pub fn ingest(
+    archive: &Archive,
+    count: usize,
+    make: impl Fn(usize) -> Option<Prepared> + Sync,
+) -> IngestRun {
+    let t = Instant::now();
+    let (tx, rx) = mpsc::sync_channel::<Vec<Prepared>>(1);
+    let mut prepare_time = 0.0;
+    let mut refused = 0;
+    let mut bytes = 0u64;
+    let (new, commit) = std::thread::scope(|s| {
+        let committer = s.spawn(move || {
+            let mut new = 0usize;
+            let mut busy = 0.0;
+            for chunk in rx {
+                let t = Instant::now();
+                let out = archive.commit(chunk).expect("commit");
+                busy += t.elapsed().as_secs_f64();
+                new += out.iter().filter(|o| matches!(o, Stored::New(_))).count();
+            }
+            (new, busy)
+        });
+        for start in (0..count).step_by(CHUNK) {
+            let end = (start + CHUNK).min(count);
+            let tp = Instant::now();
+            let chunk: Vec<Option<Prepared>> = (start..end).into_par_iter().map(&make).collect();
+            prepare_time += tp.elapsed().as_secs_f64();
+            refused += chunk.iter().filter(|p| p.is_none()).count();
+            let chunk: Vec<Prepared> = chunk.into_iter().flatten().collect();
+            bytes += chunk.iter().map(|p| p.bytes.len() as u64).sum::<u64>();
+            tx.send(chunk).expect("committer alive");
+        }
+        drop(tx);
+        committer.join().expect("committer")
+    });
+    IngestRun {
+        seconds: t.elapsed().as_secs_f64(),
+        new,
+        refused,
+        bytes,
+        prepare: prepare_time,
+        commit,
+    }
+}
+
+pub fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A line of /proc/self/status (`VmHWM`, `VmRSS`), as printed there.
+pub fn proc_status(key: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .map(|l| l[key.len() + 1..].trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+pub fn mb(bytes: f64) -> f64 {
+    bytes / 1e6
+}

@@ -1,0 +1,307 @@
+//! `hozon verify archive` throughput (issue 7), each figure as a ratio to a limit measured in
+//! the same run.
+//!
+//! Run: `cargo bench --bench verify_archive`. Environment:
+//! - `HOZON_BENCH_DOCS` (default 1,000,000): opaque 5 KiB documents for the evidence-only run,
+//!   sealed in batches of 100,000 (the archive's default batch size);
+//! - `HOZON_BENCH_SIGNED` (default 3,000): signed documents of the dev corpus (seed 1) for the
+//!   run with `--signatures` (generating a million signed documents would take most of an
+//!   hour; the 1M figure is the measured rate extrapolated, and printed as such);
+//! - `HOZON_BENCH_BC` (default 2,000): exported evidence records verified by hozon and by
+//!   Bouncy Castle 1.72's ERS (`benches/ers/ErsBench.java`, needs `javac` and Debian's
+//!   libbcpkix-java).
+//!
+//! Without `--bench` (under `cargo test --all-targets`) it is a smoke test: 2,000 opaque, 20
+//! signed documents, 20 records, no openssl run.
+//!
+//! Printed:
+//! - limits: `openssl speed -evp sha256 -bytes 16384` on one core and with `-multi <cores>`;
+//! - evidence only, 1 thread and all threads: documents/s and bytes/s, and bytes/s over
+//!   openssl's SHA-256 rate for the same number of cores (target ≥ 0.6), and the scaling from
+//!   1 to 2 threads (target ≥ 1.8);
+//! - with `--signatures`: documents/s on 1 and all threads, and the time a million documents
+//!   would take at that rate (target < 60 s);
+//! - per exported record, one thread: hozon's `check_evidence` (every timestamp's signature,
+//!   every path) against Bouncy Castle's `validatePresent` + `validate`, as a ratio;
+//! - peak RSS (VmHWM): the run is meant to stay bounded by the batch size.
+//!
+//! Every run must find every document valid, so a fast but wrong pass does not count.
+
+#[path = "support/fixture.rs"]
+mod fixture;
+#[path = "support/limits.rs"]
+mod limits;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Instant, SystemTime};
+
+use fixture::*;
+use hozon_archiver::bulk::{BulkReport, Options};
+use hozon_archiver::ingest::{prepare, sha256, Mode, Trust};
+use hozon_archiver::seal::SealWhen;
+use hozon_archiver::{Archive, Settings};
+use hozon_devkit::corpus::{Corpus, CorpusSpec, Format};
+use hozon_devkit::pki::TestPki;
+use hozon_tsa::signer::DigestAlgorithm;
+use hozon_verifier::document::UsagePolicy;
+use hozon_verifier::evidence::check_evidence;
+use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::policy::Policy;
+use rayon::prelude::*;
+
+/// Evidence-only target: fraction of openssl's SHA-256 bytes/s for the same cores.
+const EVIDENCE_TARGET: f64 = 0.6;
+/// Two threads over one.
+const SCALING_TARGET: f64 = 1.8;
+/// A million documents with signatures, seconds.
+const SIGNATURES_TARGET: f64 = 60.0;
+/// Debian's Bouncy Castle jars.
+const BC_JARS: &str =
+    "/usr/share/java/bcprov.jar:/usr/share/java/bcpkix.jar:/usr/share/java/bcutil.jar";
+
+fn verify(archive: &Archive, trust: &Trust, threads: usize, signatures: bool) -> BulkReport {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let policy = Policy::etsi();
+    let cancel = AtomicBool::new(false);
+    let report = pool
+        .install(|| {
+            archive.verify_all(&Options {
+                policy: &policy,
+                now: SystemTime::now(),
+                trust,
+                signatures,
+                renew_to: DigestAlgorithm::Sha512,
+                max_listed: 100,
+                cancel: &cancel,
+                progress: &|_, _| {},
+            })
+        })
+        .expect("bulk run");
+    assert!(report.complete);
+    report
+}
+
+/// Ingests `docs` and seals them in batches of 100,000.
+fn build(
+    dir: &Path,
+    trust: &Trust,
+    tsa: &DevTsa,
+    count: usize,
+    docs: impl Fn(usize) -> (Vec<u8>, Option<Vec<u8>>, Mode) + Sync,
+) -> (Archive, f64) {
+    let archive = Archive::open(dir).expect("archive");
+    let now = SystemTime::now();
+    let t = Instant::now();
+    let run = ingest(&archive, count, |i| {
+        let (bytes, side, mode) = docs(i);
+        prepare(bytes, side, mode, trust, now).ok()
+    });
+    assert_eq!(run.new, count, "every document is new and accepted");
+    archive
+        .seal(
+            tsa,
+            &Settings {
+                batch_size: 100_000,
+                ..Settings::default()
+            },
+            SealWhen::Force,
+            SystemTime::now(),
+        )
+        .expect("seal");
+    archive.store().settle().expect("flush and compactions");
+    (archive, t.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = env_usize("HOZON_BENCH_DOCS", if bench { 1_000_000 } else { 2_000 }).max(1);
+    let n_signed = env_usize("HOZON_BENCH_SIGNED", if bench { 3_000 } else { 20 }).max(1);
+    let cores = rayon::current_num_threads();
+    let tmp = tempfile::Builder::new()
+        .prefix("hozon-bench-verify-")
+        .tempdir_in("/var/tmp")
+        .expect("temporary directory under /var/tmp");
+    println!(
+        "verify-archive bench{}: {cores} cores, {n} opaque {DOC_SIZE}-byte documents, \
+         {n_signed} signed documents, stores in {}",
+        if bench {
+            ""
+        } else {
+            " (test mode: smoke test, no --bench)"
+        },
+        tmp.path().display()
+    );
+    let (sha_one, sha_all) = if bench {
+        (
+            limits::openssl_speed("sha256", 16384, 3, 1),
+            limits::openssl_speed("sha256", 16384, 3, cores),
+        )
+    } else {
+        (None, None)
+    };
+    if let (Some(one), Some(all)) = (sha_one, sha_all) {
+        println!(
+            "limit: openssl speed -evp sha256 -bytes 16384: {:.0} MB/s on one core, {:.0} MB/s \
+             with -multi {cores}",
+            mb(one),
+            mb(all)
+        );
+    }
+    let pki = TestPki::generate(1).expect("hierarchy");
+    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
+    let trust = Trust {
+        anchors: TrustAnchors::new(&roots).expect("anchors"),
+        extra_certs: Vec::new(),
+        crls: pki.crls.iter().map(|c| c.der.clone()).collect(),
+        usage: UsagePolicy::default(),
+    };
+    let tsa = DevTsa::new(&pki, &trust.anchors);
+
+    // Evidence only, over opaque documents.
+    let pat = pattern();
+    let (archive, built) = build(&tmp.path().join("bulk"), &trust, &tsa, n, |i| {
+        (opaque_doc(&pat, i as u64), None, OPAQUE)
+    });
+    println!("archive of {n} documents ingested and sealed in {built:.1} s");
+    let mut rates = Vec::new();
+    for threads in [1, cores] {
+        let r = verify(&archive, &trust, threads, false);
+        assert_eq!(r.totals.valid, n as u64, "every document valid");
+        let docs = r.documents as f64 / r.elapsed_seconds;
+        let bytes = r.bytes as f64 / r.elapsed_seconds;
+        let limit = if threads == 1 { sha_one } else { sha_all };
+        println!(
+            "evidence only, {threads} thread(s): {} documents in {:.2} s = {docs:.0} documents/s, \
+             {:.0} MB/s = {:.3} of openssl sha256 on {threads} core(s) (target {EVIDENCE_TARGET})",
+            r.documents,
+            r.elapsed_seconds,
+            mb(bytes),
+            limit.map_or(f64::NAN, |l| bytes / l)
+        );
+        rates.push(docs);
+        if threads == cores {
+            break;
+        }
+    }
+    if rates.len() == 2 {
+        println!(
+            "scaling: {cores} threads / 1 thread = {:.2} (target {SCALING_TARGET})",
+            rates[1] / rates[0]
+        );
+    }
+    drop(archive);
+    let _ = std::fs::remove_dir_all(tmp.path().join("bulk"));
+
+    // With the documents' signatures.
+    let corpus = Corpus::new(
+        &pki,
+        CorpusSpec {
+            count: n_signed as u64,
+            seed: 1,
+            format: Format::Mixed,
+        },
+    )
+    .expect("corpus");
+    let docs: Vec<_> = (0..n_signed as u64)
+        .into_par_iter()
+        .map(|i| corpus.good(i).expect("document"))
+        .collect();
+    let (archive, _) = build(&tmp.path().join("signed"), &trust, &tsa, n_signed, |i| {
+        (
+            docs[i].bytes.clone(),
+            docs[i].side_token.clone(),
+            Mode::default(),
+        )
+    });
+    let sha1 = docs
+        .iter()
+        .filter(|d| d.entry.algorithm == "sha1WithRSAEncryption")
+        .count() as u64;
+    for threads in [1, cores] {
+        let r = verify(&archive, &trust, threads, true);
+        // SHA-1-era signatures fail ETSI's policy (SHA-1 ended 2012); everything else is valid.
+        assert_eq!(r.totals.valid + r.totals.invalid, n_signed as u64);
+        assert_eq!(r.totals.invalid, sha1, "{:?}", r.invalid_by_code);
+        let docs = r.documents as f64 / r.elapsed_seconds;
+        println!(
+            "with --signatures, {threads} thread(s): {} documents ({:.0} bytes mean) in {:.2} s = \
+             {docs:.0} documents/s; 1,000,000 would take {:.0} s at this rate (target < \
+             {SIGNATURES_TARGET:.0} s)",
+            r.documents,
+            r.bytes as f64 / r.documents.max(1) as f64,
+            r.elapsed_seconds,
+            1e6 / docs
+        );
+        if threads == cores {
+            break;
+        }
+    }
+
+    // Per record, against Bouncy Castle.
+    let n_bc = env_usize("HOZON_BENCH_BC", if bench { 2_000 } else { 20 }).min(n_signed);
+    let dir = tmp.path().join("records");
+    std::fs::create_dir_all(&dir).expect("records dir");
+    let mut reader = hozon_archiver::evidence::Reader::new(archive.store());
+    let mut pairs = Vec::with_capacity(n_bc);
+    for (i, d) in docs.iter().take(n_bc).enumerate() {
+        let ers = reader.evidence_record(&sha256(&d.bytes)).expect("record");
+        std::fs::write(dir.join(format!("{i}.ers")), &ers).expect("write");
+        std::fs::write(dir.join(format!("{i}.bin")), &d.bytes).expect("write");
+        pairs.push((ers, d.bytes.clone()));
+    }
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for (ers, data) in &pairs {
+            check_evidence(ers, data, &[]).expect("hozon verifies its record");
+        }
+        best = best.max(pairs.len() as f64 / t.elapsed().as_secs_f64());
+    }
+    println!("per record, hozon check_evidence, 1 thread: {best:.0} records/s");
+    match bouncy_castle(&dir, n_bc, tmp.path()) {
+        Some(bc) => println!(
+            "per record, Bouncy Castle 1.72 ERS validatePresent + validate, 1 thread: {bc:.0} \
+             records/s; hozon / Bouncy Castle = {:.2}",
+            best / bc
+        ),
+        None => println!("Bouncy Castle comparison skipped: javac or libbcpkix-java missing"),
+    }
+    println!("peak RSS (VmHWM): {}", proc_status("VmHWM"));
+}
+
+/// Compiles and runs `ErsBench` over `n` records in `dir`; records/s, best of 5 rounds.
+fn bouncy_castle(dir: &Path, n: usize, tmp: &Path) -> Option<f64> {
+    let classes = tmp.join("classes");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ers/ErsBench.java");
+    let javac = Command::new("javac")
+        .args(["-cp", BC_JARS, "-d"])
+        .arg(&classes)
+        .arg(&src)
+        .output()
+        .ok()?;
+    if !javac.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&javac.stderr));
+        return None;
+    }
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{BC_JARS}:{}", classes.display()))
+        .arg("ErsBench")
+        .arg(dir)
+        .arg(n.to_string())
+        .arg("5")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Bouncy Castle refused a record: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split_whitespace().nth(1)?.parse().ok()
+}
