@@ -41,15 +41,13 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use criterion::{Criterion, Throughput};
-use hozon_archiver::ingest::{prepare, sha256, Mode, Trust};
+use hozon_archiver::ingest::{prepare, sha256, Mode};
 use hozon_archiver::seal::SealWhen;
 use hozon_archiver::{Archive, Settings};
 use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, GeneratedDocument};
 use hozon_devkit::pki::TestPki;
 use hozon_tsa::signer::DigestAlgorithm;
-use hozon_verifier::document::UsagePolicy;
 use hozon_verifier::evidence::check_evidence;
-use hozon_verifier::path::TrustAnchors;
 use rayon::prelude::*;
 
 /// Ingest target, documents/s.
@@ -71,15 +69,13 @@ fn check_doc(archive: &Archive, bytes: &[u8]) -> usize {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and must stay quick.
-    let bench = std::env::args().any(|a| a == "--bench");
-    let n = env_usize("HOZON_BENCH_DOCS", if bench { 1_000_000 } else { 1_000 }).max(1);
-    let n_signed = env_usize("HOZON_BENCH_SIGNED", if bench { 3_000 } else { 20 }).max(1);
-    let cores = rayon::current_num_threads();
-    let tmp = tempfile::Builder::new()
-        .prefix("hozon-bench-archive-")
-        .tempdir_in("/var/tmp")
-        .expect("temporary directory under /var/tmp");
+    let BenchRun {
+        bench,
+        n,
+        n_signed,
+        cores,
+        tmp,
+    } = start("hozon-bench-archive-", 1_000);
     println!(
         "archive bench{}: {cores} cores, {n_signed} signed documents for ingest, {n} opaque \
          {DOC_SIZE}-byte documents for sealing and renewal, stores in {}",
@@ -121,13 +117,7 @@ fn main() {
          {cores} (dev hierarchy generated in {pki_time:.1} s)"
     );
 
-    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
-    let trust = Trust {
-        anchors: TrustAnchors::new(&roots).expect("anchors"),
-        extra_certs: Vec::new(),
-        crls: pki.crls.iter().map(|c| c.der.clone()).collect(),
-        usage: UsagePolicy::default(),
-    };
+    let trust = dev_trust(&pki);
     let tsa = DevTsa::new(&pki, &trust.anchors);
 
     // Ingest of signed documents.

@@ -45,9 +45,7 @@ use hozon_archiver::{Archive, Settings};
 use hozon_devkit::corpus::{Corpus, CorpusSpec, Format};
 use hozon_devkit::pki::TestPki;
 use hozon_tsa::signer::DigestAlgorithm;
-use hozon_verifier::document::UsagePolicy;
 use hozon_verifier::evidence::check_evidence;
-use hozon_verifier::path::TrustAnchors;
 use hozon_verifier::policy::Policy;
 use rayon::prelude::*;
 
@@ -118,14 +116,13 @@ fn build(
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let n = env_usize("HOZON_BENCH_DOCS", if bench { 1_000_000 } else { 2_000 }).max(1);
-    let n_signed = env_usize("HOZON_BENCH_SIGNED", if bench { 3_000 } else { 20 }).max(1);
-    let cores = rayon::current_num_threads();
-    let tmp = tempfile::Builder::new()
-        .prefix("hozon-bench-verify-")
-        .tempdir_in("/var/tmp")
-        .expect("temporary directory under /var/tmp");
+    let BenchRun {
+        bench,
+        n,
+        n_signed,
+        cores,
+        tmp,
+    } = start("hozon-bench-verify-", 2_000);
     println!(
         "verify-archive bench{}: {cores} cores, {n} opaque {DOC_SIZE}-byte documents, \
          {n_signed} signed documents, stores in {}",
@@ -153,13 +150,7 @@ fn main() {
         );
     }
     let pki = TestPki::generate(1).expect("hierarchy");
-    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
-    let trust = Trust {
-        anchors: TrustAnchors::new(&roots).expect("anchors"),
-        extra_certs: Vec::new(),
-        crls: pki.crls.iter().map(|c| c.der.clone()).collect(),
-        usage: UsagePolicy::default(),
-    };
+    let trust = dev_trust(&pki);
     let tsa = DevTsa::new(&pki, &trust.anchors);
 
     // Evidence only, over opaque documents.

@@ -8,11 +8,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
-use hozon_archiver::ingest::{Mode, Prepared, Stored};
+use hozon_archiver::ingest::{Mode, Prepared, Stored, Trust};
 use hozon_archiver::Archive;
 use hozon_devkit::pki::TestPki;
 use hozon_devkit::sign::Stamper;
 use hozon_tsa::signer::DigestAlgorithm;
+use hozon_verifier::document::UsagePolicy;
 use hozon_verifier::path::TrustAnchors;
 use rayon::prelude::*;
 
@@ -189,4 +190,46 @@ pub fn proc_status(key: &str) -> String {
 
 pub fn mb(bytes: f64) -> f64 {
     bytes / 1e6
+}
+
+/// How a bench was started: as a benchmark (`cargo bench` passes `--bench`) or as the quick
+/// smoke test `cargo test --all-targets` runs; its sizes, the cores, and a store directory
+/// under /var/tmp (removed at the end).
+pub struct BenchRun {
+    pub bench: bool,
+    /// `HOZON_BENCH_DOCS`: 1,000,000, or `smoke_docs` in test mode.
+    pub n: usize,
+    /// `HOZON_BENCH_SIGNED`: 3,000, or 20 in test mode.
+    pub n_signed: usize,
+    pub cores: usize,
+    pub tmp: tempfile::TempDir,
+}
+
+pub fn start(prefix: &str, smoke_docs: usize) -> BenchRun {
+    let bench = std::env::args().any(|a| a == "--bench");
+    BenchRun {
+        bench,
+        n: env_usize(
+            "HOZON_BENCH_DOCS",
+            if bench { 1_000_000 } else { smoke_docs },
+        )
+        .max(1),
+        n_signed: env_usize("HOZON_BENCH_SIGNED", if bench { 3_000 } else { 20 }).max(1),
+        cores: rayon::current_num_threads(),
+        tmp: tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/var/tmp")
+            .expect("temporary directory under /var/tmp"),
+    }
+}
+
+/// The dev hierarchy's roots and CRLs as an archive's trust.
+pub fn dev_trust(pki: &TestPki) -> Trust {
+    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
+    Trust {
+        anchors: TrustAnchors::new(&roots).expect("anchors"),
+        extra_certs: Vec::new(),
+        crls: pki.crls.iter().map(|c| c.der.clone()).collect(),
+        usage: UsagePolicy::default(),
+    }
 }
