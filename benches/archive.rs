@@ -44,7 +44,6 @@ use criterion::{Criterion, Throughput};
 use hozon_archiver::ingest::{prepare, sha256, Mode};
 use hozon_archiver::seal::SealWhen;
 use hozon_archiver::{Archive, Settings};
-use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, GeneratedDocument};
 use hozon_devkit::pki::TestPki;
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::evidence::check_evidence;
@@ -121,20 +120,8 @@ fn main() {
     let tsa = DevTsa::new(&pki, &trust.anchors);
 
     // Ingest of signed documents.
-    let corpus = Corpus::new(
-        &pki,
-        CorpusSpec {
-            count: n_signed as u64,
-            seed: 1,
-            format: Format::Mixed,
-        },
-    )
-    .expect("corpus");
     let t = Instant::now();
-    let docs: Vec<GeneratedDocument> = (0..n_signed as u64)
-        .into_par_iter()
-        .map(|i| corpus.good(i).expect("document"))
-        .collect();
+    let docs = signed_docs(&pki, n_signed);
     let gen_time = t.elapsed().as_secs_f64();
     let doc_bytes: usize = docs.iter().map(|d| d.bytes.len()).sum();
     let side_bytes: usize = docs

@@ -42,12 +42,10 @@ use hozon_archiver::bulk::{BulkReport, Options};
 use hozon_archiver::ingest::{prepare, sha256, Mode, Trust};
 use hozon_archiver::seal::SealWhen;
 use hozon_archiver::{Archive, Settings};
-use hozon_devkit::corpus::{Corpus, CorpusSpec, Format};
 use hozon_devkit::pki::TestPki;
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::evidence::check_evidence;
 use hozon_verifier::policy::Policy;
-use rayon::prelude::*;
 
 /// Evidence-only target: fraction of openssl's SHA-256 bytes/s for the same cores.
 const EVIDENCE_TARGET: f64 = 0.6;
@@ -189,19 +187,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(tmp.path().join("bulk"));
 
     // With the documents' signatures.
-    let corpus = Corpus::new(
-        &pki,
-        CorpusSpec {
-            count: n_signed as u64,
-            seed: 1,
-            format: Format::Mixed,
-        },
-    )
-    .expect("corpus");
-    let docs: Vec<_> = (0..n_signed as u64)
-        .into_par_iter()
-        .map(|i| corpus.good(i).expect("document"))
-        .collect();
+    let docs = signed_docs(&pki, n_signed);
     let (archive, _) = build(&tmp.path().join("signed"), &trust, &tsa, n_signed, |i| {
         (
             docs[i].bytes.clone(),

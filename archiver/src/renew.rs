@@ -23,6 +23,7 @@ use hozon_storage::{Durability, Store};
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::ers::hash_tree_renewal_leaf;
 use hozon_verifier::policy::{Algorithm, Judgement, Policy, Use};
+use hozon_verifier::report::utc_date as date;
 use rayon::prelude::*;
 
 use crate::client::Timestamper;
@@ -77,12 +78,6 @@ pub struct Plan {
     pub due: Vec<Due>,
     /// The earliest renewal not yet due.
     pub next: Option<Due>,
-}
-
-fn date(t: SystemTime) -> NaiveDate {
-    chrono::DateTime::from_timestamp(unix(t) as i64, 0)
-        .map(|d| d.date_naive())
-        .unwrap_or_default()
 }
 
 /// The due date of `u` under `policy` (`None`: it never ends), with the reason.

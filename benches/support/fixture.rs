@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
 use hozon_archiver::ingest::{Mode, Prepared, Stored, Trust};
 use hozon_archiver::Archive;
+use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, GeneratedDocument};
 use hozon_devkit::pki::TestPki;
 use hozon_devkit::sign::Stamper;
 use hozon_tsa::signer::DigestAlgorithm;
@@ -232,4 +233,22 @@ pub fn dev_trust(pki: &TestPki) -> Trust {
         crls: pki.crls.iter().map(|c| c.der.clone()).collect(),
         usage: UsagePolicy::default(),
     }
+}
+
+/// The first `n` good documents of the dev corpus (seed 1, mixed JWS and CMS), generated on
+/// all cores.
+pub fn signed_docs(pki: &TestPki, n: usize) -> Vec<GeneratedDocument> {
+    let corpus = Corpus::new(
+        pki,
+        CorpusSpec {
+            count: n as u64,
+            seed: 1,
+            format: Format::Mixed,
+        },
+    )
+    .expect("corpus");
+    (0..n as u64)
+        .into_par_iter()
+        .map(|i| corpus.good(i).expect("document"))
+        .collect()
 }
