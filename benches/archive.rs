@@ -28,6 +28,8 @@
 //! fast but wrong pipeline does not pass for a fast one. A criterion group at the end gives
 //! the per-document `prepare` cost (signed and opaque) on one core.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/limits.rs"]

@@ -10,6 +10,8 @@
 //!   recompute every root from them (what verifying the whole batch costs);
 //! - criterion statistics for a 65,536-leaf build and for single extractions.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/limits.rs"]
 mod limits;
 

@@ -17,6 +17,8 @@
 //! Finally `openssl ts -reply` started once per request (the script a user would otherwise
 //! write) is timed for comparison.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "../tests/support/softhsm.rs"]
 mod softhsm;
 

@@ -8,6 +8,8 @@
 //! document of the dev corpus (seed 1) under a 1,024-document SHA-256 hash tree stamped by
 //! Test TSA 1.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/limits.rs"]
 mod limits;
 

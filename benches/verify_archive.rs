@@ -27,6 +27,8 @@
 //!
 //! Every run must find every document valid, so a fast but wrong pass does not count.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/limits.rs"]

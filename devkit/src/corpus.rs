@@ -325,7 +325,7 @@ impl<'a> Corpus<'a> {
         opts: SignOptions<'_>,
         doc_type: Option<DocumentType>,
     ) -> Result<GeneratedDocument, DevkitError> {
-        let payload = fhir::signed_bytes(&doc.bundle)?;
+        let payload = fhir::signed_bytes(&doc.bundle);
         let key = opts.key_of.map_or(&slot.entity.key, |e| &e.key);
         let signer = SignerInput {
             key,

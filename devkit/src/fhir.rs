@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use hozon_verifier::hpki::{DocumentType, LOINC_SYSTEM};
 
 use crate::pki::SignerProfile;
-use crate::DevkitError;
 
 /// `Bundle.signature.targetFormat`: what the signature covers, the RFC 8785 (JCS)
 /// canonical JSON of the Bundle without its `signature` element.
@@ -28,12 +27,8 @@ pub const SIG_FORMAT_CMS: &str = "application/pkcs7-signature";
 pub const SIGNATURE_TYPE_CODE: &str = "1.2.840.10065.1.12.1.1";
 
 /// The bytes a document's signature covers: JCS of `bundle` without `signature`.
-pub fn signed_bytes(bundle: &Value) -> Result<Vec<u8>, DevkitError> {
-    let mut unsigned = bundle.clone();
-    if let Some(obj) = unsigned.as_object_mut() {
-        obj.remove("signature");
-    }
-    serde_jcs::to_vec(&unsigned).map_err(|e| DevkitError::Encode(format!("JCS: {e}")))
+pub fn signed_bytes(bundle: &Value) -> Vec<u8> {
+    hozon_verifier::document::signed_bytes(bundle)
 }
 
 /// Sets `Bundle.signature` (replacing any).

@@ -195,12 +195,11 @@ pub struct VerifiedDocument {
 }
 
 /// RFC 8785 canonical JSON of `bundle` without its `signature` member.
-pub fn signed_bytes(bundle: &Value) -> Result<Vec<u8>, DocumentError> {
-    let mut unsigned = bundle.clone();
-    if let Some(obj) = unsigned.as_object_mut() {
-        obj.remove("signature");
+pub fn signed_bytes(bundle: &Value) -> Vec<u8> {
+    match bundle {
+        Value::Object(map) => crate::jcs::object_without(map, "signature"),
+        other => crate::jcs::to_vec(other),
     }
-    serde_jcs::to_vec(&unsigned).map_err(|e| DocumentError::NotJson(format!("JCS: {e}")))
 }
 
 fn composition_type(bundle: &Value) -> Option<String> {
@@ -253,7 +252,7 @@ pub fn verify_document(
     let data = STANDARD
         .decode(data)
         .map_err(|e| DocumentError::MalformedSignature(format!("data is not base64: {e}")))?;
-    let payload = signed_bytes(&bundle)?;
+    let payload = signed_bytes(&bundle);
 
     let result = match sig_format {
         "application/jose" => verify_jws(&data, &payload, ctx)?,
@@ -517,7 +516,7 @@ mod tests {
 
     fn jcs(json: &str) -> String {
         let v: Value = serde_json::from_str(json).unwrap();
-        String::from_utf8(serde_jcs::to_vec(&v).unwrap()).unwrap()
+        String::from_utf8(crate::jcs::to_vec(&v)).unwrap()
     }
 
     /// RFC 8785 §3.2.2 (the input of the RFC, byte for byte) and §3.2.3 (property sorting by
