@@ -211,6 +211,7 @@ async fn send_one(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<
 
 /// Closed loop: `conns` tasks each sending requests back to back.
 async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u8>>>) -> Run {
+    hozon_tsa::tls::ensure_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conns)
         .build()
@@ -246,6 +247,7 @@ async fn open_loop(
     reqs: Arc<Vec<Vec<u8>>>,
     rss: Option<&Mutex<Vec<u64>>>,
 ) -> Run {
+    hozon_tsa::tls::ensure_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()

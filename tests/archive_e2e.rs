@@ -188,6 +188,7 @@ fn manifest(corpus: &Path) -> Vec<serde_json::Value> {
 }
 
 fn client() -> reqwest::blocking::Client {
+    hozon_tsa::tls::ensure_provider();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

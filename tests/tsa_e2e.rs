@@ -44,6 +44,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 fn post(url: &str, ctype: &str, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    hozon_tsa::tls::ensure_provider();
     let resp = reqwest::blocking::Client::new()
         .post(url)
         .header("content-type", ctype)
@@ -212,6 +213,7 @@ fn development_tsa_end_to_end() {
         .0,
         413
     );
+    hozon_tsa::tls::ensure_provider();
     let get = reqwest::blocking::get(&server.url).unwrap();
     assert_eq!(get.status().as_u16(), 405);
     let certs = reqwest::blocking::get(format!("{}/certs", server.base()))
@@ -372,4 +374,281 @@ sessions = 2
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("pin"), "{err}");
+}
+
+/// A P-256 CA made by `openssl req -x509` (30 days): `<name>.pem`, `<name>.key` in `dir`.
+fn make_ca(dir: &Path, name: &str, cn: &str) {
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ])
+        .args(["-subj", &format!("/CN={cn}")])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+}
+
+/// A P-256 end-entity certificate issued by CA `ca` with `openssl req -x509 -CA` and the
+/// extensions `ext`: `<name>.pem`, `<name>.key` in `dir`.
+fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir)
+        .args(["req", "-x509", "-CA", &format!("{ca}.pem")])
+        .args(["-CAkey", &format!("{ca}.key"), "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ])
+        .args(["-subj", &format!("/CN={cn}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    for e in ext {
+        cmd.args(["-addext", e]);
+    }
+    run(&mut cmd);
+}
+
+/// HTTPS with client certificates (mutual TLS, `[tsa.tls]`): hozon's client, curl and the
+/// archiver's sealing, each with a certificate from the configured CA, get tokens (openssl
+/// verifies curl's); a client without a certificate, with one from another CA, or speaking
+/// plain HTTP gets no reply at all. Shutdown stays graceful. All certificates are made here
+/// by openssl (P-256); one CA issues the TLS certificates and the TSA's, for brevity.
+#[test]
+fn mutual_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let f = |name: &str| d.join(name).to_str().unwrap().to_string();
+    make_ca(d, "ca", "Test mTLS CA");
+    make_ca(d, "rogue", "Rogue CA");
+    let server_ext = ["subjectAltName=IP:127.0.0.1", "extendedKeyUsage=serverAuth"];
+    issue(d, "ca", "server", "hozon TSA", &server_ext);
+    issue(
+        d,
+        "ca",
+        "client",
+        "main service",
+        &["extendedKeyUsage=clientAuth"],
+    );
+    issue(
+        d,
+        "rogue",
+        "intruder",
+        "main service",
+        &["extendedKeyUsage=clientAuth"],
+    );
+    let tsa_ext = [
+        "extendedKeyUsage=critical,timeStamping",
+        "keyUsage=critical,digitalSignature",
+    ];
+    issue(d, "ca", "tsa", "Test TSA over mTLS", &tsa_ext);
+
+    let config = format!(
+        r#"[tsa]
+listen = "127.0.0.1:0"
+data = "{data}"
+chain = ["{tsa}", "{ca}"]
+
+[tsa.clock]
+require_sync = false
+
+[tsa.key]
+backend = "software"
+software_key = "{tsa_key}"
+scheme = "ecdsa-p256-sha256"
+
+[tsa.tls]
+cert = "{server}"
+key = "{server_key}"
+client_ca = "{ca}"
+"#,
+        data = f("tsa-data"),
+        tsa = f("tsa.pem"),
+        ca = f("ca.pem"),
+        tsa_key = f("tsa.key"),
+        server = f("server.pem"),
+        server_key = f("server.key"),
+    );
+    std::fs::write(d.join("tsa.toml"), config).unwrap();
+    let server = start(
+        &["--config", &f("tsa.toml"), "--metrics-listen", "none"],
+        &[],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let tsa_cert = d.join("ca.pem");
+
+    // hozon's client: with the client certificate, a checked token; without, or with the
+    // rogue CA's, nothing.
+    let doc = d.join("prescription.json");
+    std::fs::write(&doc, br#"{"resourceType":"Bundle","type":"document"}"#).unwrap();
+    let request = |identity: &[&str], out: &str| {
+        Command::new(HOZON)
+            .args(["tsa", "request"])
+            .arg(&doc)
+            .args(["--url", &server.url, "--cacert", &f("ca.pem"), "--cert-req"])
+            .args(identity)
+            .args(["--out", &f(out)])
+            .output()
+            .unwrap()
+    };
+    let ok = request(
+        &[
+            "--client-cert",
+            &f("client.pem"),
+            "--client-key",
+            &f("client.key"),
+        ],
+        "ok.tsr",
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(d.join("ok.tsr").exists());
+    for (identity, out) in [
+        (vec![], "anonymous.tsr"),
+        (
+            vec![
+                "--client-cert",
+                &f("intruder.pem"),
+                "--client-key",
+                &f("intruder.key"),
+            ],
+            "intruder.tsr",
+        ),
+    ] {
+        let refused = request(&identity, out);
+        assert!(
+            !refused.status.success(),
+            "{out}: a token without a trusted client certificate"
+        );
+        assert!(!d.join(out).exists(), "{out}");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains("HTTP"), "{out}: {err}");
+    }
+
+    // curl as the client, openssl as the verifier.
+    run(Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "ts",
+            "-query",
+            "-data",
+            "prescription.json",
+            "-sha256",
+            "-cert",
+        ])
+        .args(["-out", "q.tsq"]));
+    run(Command::new("curl")
+        .current_dir(d)
+        .args([
+            "-sS",
+            "--fail",
+            "--cacert",
+            "ca.pem",
+            "--cert",
+            "client.pem",
+        ])
+        .args([
+            "--key",
+            "client.key",
+            "-H",
+            "Content-Type: application/timestamp-query",
+        ])
+        .args(["--data-binary", "@q.tsq", "-o", "r.tsr", &server.url]));
+    let out = run(Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "ts",
+            "-verify",
+            "-in",
+            "r.tsr",
+            "-queryfile",
+            "q.tsq",
+            "-CAfile",
+        ])
+        .arg(&tsa_cert));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verification: OK"));
+    let anonymous = Command::new("curl")
+        .current_dir(d)
+        .args(["-sS", "--fail", "--cacert", "ca.pem"])
+        .args(["-H", "Content-Type: application/timestamp-query"])
+        .args([
+            "--data-binary",
+            "@q.tsq",
+            "-o",
+            "anonymous-curl.tsr",
+            &server.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!anonymous.status.success());
+    assert!(!d.join("anonymous-curl.tsr").exists());
+
+    // Plain HTTP to the HTTPS port is not served.
+    let plain = server.url.replacen("https://", "http://", 1);
+    hozon_tsa::tls::ensure_provider();
+    let cleartext = reqwest::blocking::Client::new()
+        .post(&plain)
+        .header("content-type", "application/timestamp-query")
+        .body(std::fs::read(d.join("q.tsq")).unwrap())
+        .timeout(Duration::from_secs(10))
+        .send();
+    assert!(
+        cleartext.map(|r| !r.status().is_success()).unwrap_or(true),
+        "a cleartext request was answered"
+    );
+
+    // The archiver as a client: its TSA settings name the CA and its client certificate.
+    let cfg = d.join("hozon.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[archive]\ntsa_ca = {:?}\ntsa_client_cert = {:?}\ntsa_client_key = {:?}\n",
+            f("ca.pem"),
+            f("client.pem"),
+            f("client.key")
+        ),
+    )
+    .unwrap();
+    let archive = |cmd: &str, extra: &[&str]| {
+        run(Command::new(HOZON)
+            .args(["archive", cmd, "--config", &f("hozon.toml")])
+            .args(["--data", &f("archive"), "--trust"])
+            .arg(&tsa_cert)
+            .args(["--tsa", &server.url])
+            .args(extra))
+    };
+    archive("ingest", &["--opaque", &f("prescription.json")]);
+    let sealed = archive("seal", &[]);
+    assert!(
+        String::from_utf8_lossy(&sealed.stdout).contains("1 document"),
+        "{}",
+        String::from_utf8_lossy(&sealed.stdout)
+    );
+
+    server.stop();
+
+    // The same from the command line: --client-ca without HTTPS is a start-up error, not a
+    // silently open TSA.
+    let out = Command::new(HOZON)
+        .args(["tsa", "serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "none", "--data", &f("dev-data")])
+        .args(["--client-ca", &f("ca.pem")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--client-ca needs HTTPS"), "{err}");
 }

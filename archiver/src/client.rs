@@ -63,8 +63,13 @@ pub trait Transport: Send + Sync {
     ) -> Result<Vec<u8>, String>;
 }
 
-/// The real transport (blocking HTTP).
-pub struct HttpTransport;
+/// The real transport (blocking HTTP, or HTTPS with `tls`).
+#[derive(Default)]
+pub struct HttpTransport {
+    /// For `https` endpoints: the CAs trusted for the TSAs and the client certificate
+    /// presented to a TSA that requires one (`None`: the system CA bundle, no certificate).
+    pub tls: Option<Arc<hozon_tsa::tls::ClientConfig>>,
+}
 
 impl Transport for HttpTransport {
     fn post(
@@ -74,7 +79,8 @@ impl Transport for HttpTransport {
         bearer: Option<&str>,
         timeout: Duration,
     ) -> Result<Vec<u8>, String> {
-        hozon_tsa::client::post(url, body, bearer, timeout).map_err(|e| e.to_string())
+        hozon_tsa::client::post(url, body, bearer, self.tls.as_deref(), timeout)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -168,6 +168,14 @@ pub struct ArchiveSection {
     pub tsa_bearer_env: Option<String>,
     /// File with the TSAs' bearer token.
     pub tsa_bearer_file: Option<PathBuf>,
+    /// For `https` TSAs: the CAs to trust for their certificates, PEM (default: the system
+    /// bundle).
+    pub tsa_ca: Option<PathBuf>,
+    /// For a TSA that requires client certificates (mutual TLS): this archive's
+    /// certificate chain, PEM, and its key (`tsa_client_key`).
+    pub tsa_client_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    pub tsa_client_key: Option<PathBuf>,
     /// Per-request timeout, milliseconds.
     pub tsa_timeout_ms: u64,
     /// Rounds over all endpoints before giving up.
@@ -216,6 +224,9 @@ impl Default for ArchiveSection {
             tsa: Vec::new(),
             tsa_bearer_env: None,
             tsa_bearer_file: None,
+            tsa_ca: None,
+            tsa_client_cert: None,
+            tsa_client_key: None,
             tsa_timeout_ms: 10_000,
             tsa_rounds: 3,
             tsa_backoff_ms: 500,
@@ -332,6 +343,12 @@ pub fn tsa_pool(setup: &Setup) -> Result<TsaPool> {
     }
     let bearer =
         super::tsa::read_secret(&s.tsa_bearer_env, &s.tsa_bearer_file, "TSA bearer token")?;
+    let identity = match (&s.tsa_client_cert, &s.tsa_client_key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        (None, None) => None,
+        _ => bail!("tsa_client_cert and tsa_client_key go together"),
+    };
+    let tls = super::tsa::client_tls(s.tsa_ca.as_deref(), identity)?.map(Arc::new);
     Ok(TsaPool {
         endpoints: s
             .tsa
@@ -349,7 +366,7 @@ pub fn tsa_pool(setup: &Setup) -> Result<TsaPool> {
             extra_certs: Arc::new(setup.trust.extra_certs.clone()),
             max_skew: Some(Duration::from_secs(s.tsa_max_skew_secs)),
         },
-        transport: Box::new(HttpTransport),
+        transport: Box::new(HttpTransport { tls }),
     })
 }
 

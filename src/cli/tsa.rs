@@ -6,7 +6,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use hozon_storage::Store;
 use hozon_tsa::audit::{verify_chain, AuditWriter};
 use hozon_tsa::clock::{Clock, ClockPolicy, KernelClock};
-use hozon_tsa::config::{parse_digest, parse_scheme, FileConfig, KeySection, TsaSection};
+use hozon_tsa::config::{
+    parse_digest, parse_scheme, FileConfig, KeySection, TlsSection, TsaSection,
+};
 use hozon_tsa::issuer::Issuer;
 use hozon_tsa::protocol::{Accuracy, TimePrecision, TsaConfig};
 use hozon_tsa::serial::SerialAllocator;
@@ -58,6 +60,15 @@ pub struct ServeArgs {
     /// Data directory (overrides the config).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain, PEM, leaf first (overrides `[tsa.tls]`).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The HTTPS private key, PEM.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued under these CAs, PEM (mutual TLS; needs HTTPS).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -125,6 +136,16 @@ pub struct RequestArgs {
     /// Environment variable with a bearer token for the TSA.
     #[arg(long)]
     bearer_env: Option<String>,
+    /// For an https URL: the CAs to trust for the TSA's certificate, PEM (default: the
+    /// system bundle).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// For a TSA that requires client certificates: this client's chain, PEM.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Where to write the token (DER TimeStampToken).
     #[arg(long)]
     out: PathBuf,
@@ -152,6 +173,32 @@ fn open_store(data: &Path) -> Result<Arc<Store>> {
             .with_context(|| format!("creating data directory {}", data.display()))?;
     }
     Ok(Arc::new(Store::open(data.join("db"))?))
+}
+
+/// A TSA client's TLS settings from files: the CAs to trust for the TSA (default: the system
+/// bundle) and this client's certificate chain and key. `None` when neither is given (an
+/// `https` URL then uses the system bundle).
+pub fn client_tls(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Option<hozon_tsa::tls::ClientConfig>> {
+    if ca.is_none() && identity.is_none() {
+        return Ok(None);
+    }
+    let roots = read(ca.unwrap_or(hozon_tsa::tls::SYSTEM_ROOTS.as_ref()))?;
+    let identity = identity
+        .map(|(c, k)| Ok::<_, anyhow::Error>((read(c)?, read(k)?)))
+        .transpose()?;
+    Ok(Some(hozon_tsa::tls::client_config(
+        &roots,
+        identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+    )?))
+}
+
+/// The bytes of `path`, with the path in the error.
+fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn protocol_config(s: &TsaSection) -> Result<TsaConfig> {
@@ -398,9 +445,34 @@ fn serve(a: ServeArgs) -> Result<()> {
     } else if a.dev {
         section.data = PathBuf::from("./hozon-data");
     }
+    match (a.tls_cert, a.tls_key) {
+        (Some(cert), Some(key)) => {
+            section.tls = Some(TlsSection {
+                cert,
+                key,
+                client_ca: a.client_ca,
+            })
+        }
+        _ => {
+            if let Some(ca) = a.client_ca {
+                match &mut section.tls {
+                    Some(tls) => tls.client_ca = Some(ca),
+                    None => bail!("--client-ca needs HTTPS: give --tls-cert and --tls-key"),
+                }
+            }
+        }
+    }
     if a.dev {
         tracing::warn!("development mode: software key, clock synchronisation not required");
     }
+    let tls = match &section.tls {
+        Some(t) => Some(hozon_tsa::tls::server_config(
+            &read(&t.cert)?,
+            &read(&t.key)?,
+            t.client_ca.as_deref().map(read).transpose()?.as_deref(),
+        )?),
+        None => None,
+    };
     let tsa = assemble(&section, a.dev)?;
     let store = tsa.store.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -434,7 +506,8 @@ fn serve(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("binding {}", section.listen))?;
         let local = listener.local_addr()?;
         // The first line on stdout says where we listen (tests and scripts read it).
-        println!("hozon tsa listening on http://{local}/tsa");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("hozon tsa listening on {scheme}://{local}/tsa");
         tracing::info!(
             %local,
             tsa = %tsa.subject,
@@ -442,7 +515,12 @@ fn serve(a: ServeArgs) -> Result<()> {
             "TSA ready"
         );
         let app = hozon_tsa::http::router(tsa.issuer, tsa.opts);
-        hozon_tsa::http::serve(listener, app, shutdown_signal()).await?;
+        match tls {
+            Some(tls) => {
+                hozon_tsa::http::serve_tls(listener, app, tls, shutdown_signal()).await?;
+            }
+            None => hozon_tsa::http::serve(listener, app, shutdown_signal()).await?,
+        }
         tracing::info!("TSA stopped after finishing in-flight requests");
         Ok::<_, anyhow::Error>(())
     });
@@ -546,7 +624,17 @@ fn request(a: RequestArgs) -> Result<()> {
         .as_ref()
         .map(|v| std::env::var(v).with_context(|| format!("{v} is not set")))
         .transpose()?;
-    let reply = client::post(&a.url, &req, bearer.as_deref(), Duration::from_secs(30))?;
+    let tls = client_tls(
+        a.cacert.as_deref(),
+        a.client_cert.as_deref().zip(a.client_key.as_deref()),
+    )?;
+    let reply = client::post(
+        &a.url,
+        &req,
+        bearer.as_deref(),
+        tls.as_ref(),
+        Duration::from_secs(30),
+    )?;
     let token = client::parse_response(&reply)?;
     let extra = if a.tsa_cert.is_empty() {
         Vec::new()

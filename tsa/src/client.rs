@@ -121,15 +121,35 @@ pub fn parse_response(der: &[u8]) -> Result<Vec<u8>, ClientError> {
     }
 }
 
-/// POST a DER request to `url` (RFC 3161 §3.4) and return the reply body.
+/// POST a DER request to `url` (RFC 3161 §3.4) and return the reply body. An `https` URL
+/// uses `tls` (the server CAs to trust and, for a TSA that requires one, the client
+/// certificate: [`crate::tls::client_config`]); without it, the system CA bundle.
 pub fn post(
     url: &str,
     request: &[u8],
     bearer: Option<&str>,
+    tls: Option<&rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<Vec<u8>, ClientError> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(timeout)
+    crate::tls::ensure_provider();
+    let mut builder = reqwest::blocking::Client::builder().timeout(timeout);
+    if url.starts_with("https:") {
+        let config = match tls {
+            Some(c) => c.clone(),
+            None => {
+                let roots = std::fs::read(crate::tls::SYSTEM_ROOTS).map_err(|e| {
+                    ClientError::Http(format!(
+                        "{url}: no CA file given and the system's ({}) cannot be read: {e}",
+                        crate::tls::SYSTEM_ROOTS
+                    ))
+                })?;
+                crate::tls::client_config(&roots, None)
+                    .map_err(|e| ClientError::Http(e.to_string()))?
+            }
+        };
+        builder = builder.use_preconfigured_tls(config);
+    }
+    let client = builder
         .build()
         .map_err(|e| ClientError::Http(e.to_string()))?;
     let mut rb = client

@@ -17,6 +17,12 @@
 //! key_label = "tsa-2026"
 //! pin_env = "HOZON_PKCS11_PIN"
 //! scheme = "rsa-pkcs1-sha256"
+//!
+//! # optional: HTTPS, and with client_ca, mutual TLS (clients must present a certificate)
+//! [tsa.tls]
+//! cert = "/etc/hozon/https.pem"     # chain, leaf first
+//! key = "/etc/hozon/https.key"      # PEM private key, readable by hozon only
+//! client_ca = "/etc/hozon/clients-ca.pem"
 //! ```
 
 use serde::Deserialize;
@@ -72,6 +78,8 @@ pub struct TsaSection {
     pub bearer_token_file: Option<PathBuf>,
     /// Serial numbers reserved per durable write.
     pub serial_block: u64,
+    /// HTTPS on the listener (absent: plain HTTP, for a closed network).
+    pub tls: Option<TlsSection>,
     /// Clock discipline.
     pub clock: ClockSection,
     /// The key.
@@ -100,10 +108,25 @@ impl Default for TsaSection {
             bearer_token_env: None,
             bearer_token_file: None,
             serial_block: 4096,
+            tls: None,
             clock: ClockSection::default(),
             key: KeySection::default(),
         }
     }
+}
+
+/// `[tsa.tls]`: the listener's certificate and key, and the CAs of accepted client
+/// certificates.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate chain of the HTTPS listener, PEM, leaf first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC 1).
+    pub key: PathBuf,
+    /// If set, every client must present a certificate issued under one of these CAs (PEM):
+    /// mutual TLS. Connections without one fail the handshake.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[tsa.clock]`.

@@ -4,6 +4,9 @@
 //! Transport errors are HTTP statuses (415 wrong content type, 413 body too large, 401 missing
 //! or wrong bearer token); everything that reaches the protocol gets a `TimeStampResp`, even a
 //! rejection. Signing runs on blocking threads so the async workers only move bytes.
+//!
+//! [`serve`] speaks plain HTTP; [`serve_tls`] HTTPS, optionally requiring a client
+//! certificate ([`crate::tls`]). Both finish in-flight requests on shutdown.
 
 use crate::clock::SyncStatus;
 use crate::issuer::{Issuer, Outcome};
@@ -220,4 +223,80 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serve `app` over TLS on `listener` until `shutdown` resolves; in-flight requests are
+/// finished. A connection that fails the handshake (no or an untrusted client certificate
+/// when one is required, or not TLS at all) is closed and counted as refused with reason
+/// `tls`; it never reaches the routes.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tower::ServiceExt;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: say so, back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    metrics::counter!("hozon_tsa_http_refused_total", "reason" => "tls")
+                        .increment(1);
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    metrics::counter!("hozon_tsa_http_refused_total", "reason" => "tls")
+                        .increment(1);
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            if let Some(subject) = crate::tls::peer_subject(stream.get_ref().1.peer_certificates())
+            {
+                tracing::debug!(%peer, client = %subject, "TLS client authenticated");
+            }
+            let service = hyper::service::service_fn(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(req)
+                },
+            );
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -19,3 +19,4 @@ pub mod protocol;
 pub mod serial;
 pub mod signer;
 pub mod software;
+pub mod tls;
