@@ -29,12 +29,15 @@ use rayon::prelude::*;
 use crate::client::Timestamper;
 use crate::evidence::{renewal_group, Reader};
 use crate::model::{
-    from_unix, unix, JobKind, JobRecord, JobState, Jobs, Json, PageKey, Pages, Placement,
-    Placements, TreeKind, Trees,
+    from_unix, hex_id, unix, DocId, JobKind, JobRecord, JobState, Jobs, Json, Objects, PageKey,
+    Pages, Placement, Placements, TreeKind, Trees,
 };
 use crate::pages::{group_leaf, PAGE_WIDTH};
 use crate::seal::{next_tree_id, put_pages, tree_record};
 use crate::{Archive, ArchiveError};
+
+/// Documents read per batched MultiGet during a hash-tree renewal.
+const READ_GROUP: usize = 32;
 
 /// Which renewal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -418,29 +421,45 @@ impl Archive {
                 return Err(ArchiveError::Interrupted);
             }
             let end = (pages_done + STEP).min(pages);
+            // One snapshot per step; documents are read 32 at a time with batched MultiGets
+            // (sorted lookups share index and filter blocks) and hashed on all cores.
+            let snap = self.store.snapshot();
             let computed: Result<Vec<(u32, Vec<u8>)>, ArchiveError> = (pages_done..end)
                 .into_par_iter()
-                .map(|p| {
-                    let mut reader = Reader::new(&self.store);
-                    let ids = reader.page(PageKey {
-                        tree: new_tree,
-                        level: PageKey::MEMBERS,
-                        page: p,
-                    })?;
-                    let mut leaves = Vec::with_capacity(ids.len() / 32 * to.output_len());
-                    for id in ids.chunks_exact(32) {
-                        let id: [u8; 32] = id.try_into().unwrap_or([0; 32]);
-                        let (bytes, placements) = reader.document(&id)?;
-                        let seq = reader.sequence(&bytes, &placements)?;
-                        leaves.extend_from_slice(&hash_tree_renewal_leaf(
-                            to,
-                            &to.digest(&bytes),
-                            &seq,
-                        )?);
-                    }
-                    Ok((p, leaves))
-                })
+                .map_init(
+                    || Reader::new(&snap),
+                    |reader, p| {
+                        let ids = reader.page(PageKey {
+                            tree: new_tree,
+                            level: PageKey::MEMBERS,
+                            page: p,
+                        })?;
+                        let ids: Vec<DocId> = ids
+                            .chunks_exact(32)
+                            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+                            .collect();
+                        let mut leaves = Vec::with_capacity(ids.len() * to.output_len());
+                        for group in ids.chunks(READ_GROUP) {
+                            let bytes = snap.multi_get::<Objects>(group);
+                            let placements = snap.multi_get::<Placements>(group);
+                            for ((id, bytes), placements) in group.iter().zip(bytes).zip(placements)
+                            {
+                                let missing = || ArchiveError::NotFound(hex_id(id));
+                                let bytes = bytes?.ok_or_else(missing)?;
+                                let placements = placements?.ok_or_else(missing)?;
+                                let seq = reader.sequence(&bytes, &placements.0)?;
+                                leaves.extend_from_slice(&hash_tree_renewal_leaf(
+                                    to,
+                                    &to.digest(&bytes),
+                                    &seq,
+                                )?);
+                            }
+                        }
+                        Ok((p, leaves))
+                    },
+                )
                 .collect();
+            drop(snap);
             let mut batch = self.store.batch();
             for (p, leaves) in computed? {
                 batch.put::<Pages>(
@@ -485,16 +504,25 @@ impl Archive {
         let stamp = stamper.timestamp(to, &paged.root)?;
         let mut chain = 0u32;
         let mut batch = self.store.batch();
-        for (leaf, id) in ids.chunks_exact(32).enumerate() {
-            let id: [u8; 32] = id.try_into().unwrap_or([0; 32]);
-            let mut list = self.store.get::<Placements>(&id)?.unwrap_or_default();
-            chain = chain.max(list.0.len() as u32);
-            list.0.push(Placement {
-                tree: new_tree,
-                leaf: leaf as u64,
-            });
-            batch.put::<Placements>(&id, &list);
+        let ids: Vec<DocId> = ids
+            .chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .collect();
+        let snap = self.store.snapshot();
+        let mut leaf = 0u64;
+        for group in ids.chunks(1024) {
+            for (id, list) in group.iter().zip(snap.multi_get::<Placements>(group)) {
+                let mut list = list?.unwrap_or_default();
+                chain = chain.max(list.0.len() as u32);
+                list.0.push(Placement {
+                    tree: new_tree,
+                    leaf,
+                });
+                batch.put::<Placements>(id, &list);
+                leaf += 1;
+            }
         }
+        drop(snap);
         let record = tree_record(
             TreeKind::Documents { chain },
             to,
