@@ -36,6 +36,17 @@ pub struct SoftHsm {
     pub module: PathBuf,
 }
 
+/// Holds the process's SoftHSM for one test at a time. SoftHSM2's file object store races
+/// when one session creates objects while another looks objects up on the same token
+/// (`C_GenerateKeyPair` then fails with CKR_GENERAL_ERROR; SoftHSMv2 #573), which no real HSM
+/// does; tests of one binary that share a token take this first. Concurrency *within* a test
+/// (many threads through one signer's session pool) is still exercised.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding it leaves nothing half-done that matters here.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The SoftHSM of this process: made on first use, with every token of [`TOKENS`]
 /// initialised, and `SOFTHSM2_CONF` set for the process.
 pub fn softhsm() -> &'static SoftHsm {

@@ -1,5 +1,6 @@
 //! `Pkcs11Signer` and `keygen` against a real SoftHSM2 token; signatures checked with aws-lc-rs
-//! and, for two of them, `openssl dgst -verify`.
+//! and, for two of them, `openssl dgst -verify`. Tests run one at a time
+//! ([`softhsm::exclusive`]): several share a token, and SoftHSM2 is not safe for that.
 
 #[path = "../../tests/support/softhsm.rs"]
 mod softhsm;
@@ -27,6 +28,7 @@ fn config(token: &str, key: &str, scheme: SignatureScheme, sessions: usize) -> P
 /// keygen for every key size/curve and a signature with every scheme the key supports.
 #[test]
 fn keygen_and_sign_every_scheme() {
+    let _hsm = softhsm::exclusive();
     use SignatureScheme::*;
     let cases: &[(KeySpec, &str, &[SignatureScheme])] = &[
         (
@@ -75,6 +77,7 @@ fn keygen_and_sign_every_scheme() {
 /// The same signatures verify with the openssl CLI (SPKI written as PEM).
 #[test]
 fn openssl_verifies_ecdsa_and_pss() {
+    let _hsm = softhsm::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let message = b"hozon openssl interop";
     let msg_path = dir.path().join("msg");
@@ -143,6 +146,7 @@ fn openssl_verifies_ecdsa_and_pss() {
 /// Several threads share one signer with fewer sessions than threads.
 #[test]
 fn concurrent_signing_through_a_small_pool() {
+    let _hsm = softhsm::exclusive();
     for (spec, label, scheme, threads, sessions) in [
         (
             KeySpec::EcP256,
@@ -197,6 +201,7 @@ fn concurrent_signing_through_a_small_pool() {
 /// the next signature logs in and looks the key up again.
 #[test]
 fn signs_after_all_sessions_closed() {
+    let _hsm = softhsm::exclusive();
     let scheme = SignatureScheme::EcdsaP256Sha256;
     let c = config("hozon-b", "reopen", scheme, 2);
     keygen(&c, KeySpec::EcP256, "reopen", None).unwrap();
@@ -235,6 +240,7 @@ fn second_context(label: &str) -> (cryptoki::context::Pkcs11, cryptoki::slot::Sl
 /// up again and retries.
 #[test]
 fn retries_after_external_logout() {
+    let _hsm = softhsm::exclusive();
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
 
@@ -265,6 +271,7 @@ fn retries_after_external_logout() {
 /// handle is invalid), finds the new key, sees that its public key differs and refuses.
 #[test]
 fn refuses_a_replaced_key() {
+    let _hsm = softhsm::exclusive();
     use cryptoki::object::Attribute;
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
@@ -299,6 +306,7 @@ fn refuses_a_replaced_key() {
 
 #[test]
 fn wrong_pin_is_reported() {
+    let _hsm = softhsm::exclusive();
     // hozon-d is used by no other test, so this process is not logged in to it (a login is
     // per application: once logged in, PKCS#11 does not check a second PIN).
     let mut c = config("hozon-d", "none", SignatureScheme::RsaPkcs1Sha256, 1);
@@ -315,6 +323,7 @@ fn wrong_pin_is_reported() {
 
 #[test]
 fn unknown_token_key_and_module_are_reported() {
+    let _hsm = softhsm::exclusive();
     let scheme = SignatureScheme::RsaPkcs1Sha256;
     match Pkcs11Signer::open(&config("no-such-token", "k", scheme, 1)) {
         Err(Pkcs11Error::TokenNotFound { label, .. }) => assert_eq!(label, "no-such-token"),
@@ -349,6 +358,7 @@ fn unknown_token_key_and_module_are_reported() {
 
 #[test]
 fn key_scheme_mismatch_and_duplicate_label() {
+    let _hsm = softhsm::exclusive();
     let c = config("hozon-e", "ec-only", SignatureScheme::EcdsaP256Sha256, 1);
     keygen(&c, KeySpec::EcP256, "ec-only", None).unwrap();
     for wrong in [
@@ -379,6 +389,7 @@ fn key_scheme_mismatch_and_duplicate_label() {
 
 #[test]
 fn pin_sources() {
+    let _hsm = softhsm::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pin");
     std::fs::write(&file, "5678\n").unwrap();
