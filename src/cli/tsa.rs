@@ -473,8 +473,16 @@ fn serve(a: ServeArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let tsa = assemble(&section, a.dev)?;
-    let store = tsa.store.clone();
+    // Taken apart here so that nothing but `store` outlives the runtime: an async block
+    // captures only the fields it uses, and a `tsa.store` left behind would keep the store
+    // open past the check below.
+    let Assembled {
+        issuer,
+        opts,
+        subject,
+        not_after,
+        store,
+    } = assemble(&section, a.dev)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -492,8 +500,7 @@ fn serve(a: ServeArgs) -> Result<()> {
                 .install()
                 .context("starting the metrics listener")?;
         }
-        let gauges_issuer = tsa.issuer.clone();
-        let not_after = tsa.not_after;
+        let gauges_issuer = issuer.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
@@ -510,11 +517,11 @@ fn serve(a: ServeArgs) -> Result<()> {
         println!("hozon tsa listening on {scheme}://{local}/tsa");
         tracing::info!(
             %local,
-            tsa = %tsa.subject,
-            serial_prefix = %tsa.issuer.serials.prefix_hex(),
+            tsa = %subject,
+            serial_prefix = %issuer.serials.prefix_hex(),
             "TSA ready"
         );
-        let app = hozon_tsa::http::router(tsa.issuer, tsa.opts);
+        let app = hozon_tsa::http::router(issuer, opts);
         match tls {
             Some(tls) => {
                 hozon_tsa::http::serve_tls(listener, app, tls, shutdown_signal()).await?;
