@@ -522,12 +522,11 @@ fn serve(a: ServeArgs) -> Result<()> {
             "TSA ready"
         );
         let app = hozon_tsa::http::router(issuer, opts);
-        match tls {
-            Some(tls) => {
-                hozon_tsa::http::serve_tls(listener, app, tls, shutdown_signal()).await?;
-            }
-            None => hozon_tsa::http::serve(listener, app, shutdown_signal()).await?,
-        }
+        let how = hozon_tsa::http::Listening {
+            tls,
+            max_connections: section.max_connections,
+        };
+        hozon_tsa::http::serve_with(listener, app, how, shutdown_signal()).await?;
         tracing::info!("TSA stopped after finishing in-flight requests");
         Ok::<_, anyhow::Error>(())
     });

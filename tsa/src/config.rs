@@ -80,6 +80,8 @@ pub struct TsaSection {
     pub serial_block: u64,
     /// HTTPS on the listener (absent: plain HTTP, for a closed network).
     pub tls: Option<TlsSection>,
+    /// Most client connections served at once; more wait in the kernel's accept backlog.
+    pub max_connections: usize,
     /// Clock discipline.
     pub clock: ClockSection,
     /// The key.
@@ -109,6 +111,7 @@ impl Default for TsaSection {
             bearer_token_file: None,
             serial_block: 4096,
             tls: None,
+            max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
             clock: ClockSection::default(),
             key: KeySection::default(),
         }
@@ -169,7 +172,7 @@ pub struct KeySection {
     /// Signature scheme: rsa-pkcs1-sha256|384|512, rsa-pss-sha256|384|512,
     /// ecdsa-p256-sha256, ecdsa-p384-sha384.
     pub scheme: String,
-    /// PKCS#11 sessions (one per concurrent signer); 0 = number of CPUs.
+    /// PKCS#11 sessions (one per concurrent signer); 0 = twice the number of CPUs.
     pub sessions: usize,
     /// Software back end: PKCS#8 key file.
     pub software_key: Option<PathBuf>,

@@ -5,8 +5,9 @@
 //! or wrong bearer token); everything that reaches the protocol gets a `TimeStampResp`, even a
 //! rejection. Signing runs on blocking threads so the async workers only move bytes.
 //!
-//! [`serve`] speaks plain HTTP; [`serve_tls`] HTTPS, optionally requiring a client
-//! certificate ([`crate::tls`]). Both finish in-flight requests on shutdown.
+//! [`serve_with`] speaks plain HTTP or HTTPS (optionally requiring a client certificate,
+//! [`crate::tls`]), serves at most [`Listening::max_connections`] connections at once and
+//! finishes in-flight requests on shutdown; [`serve`] is plain HTTP with the defaults.
 
 use crate::clock::SyncStatus;
 use crate::issuer::{Issuer, Outcome};
@@ -211,41 +212,70 @@ pub fn record_gauges(issuer: &Issuer, cert_not_after: std::time::SystemTime) {
     metrics::gauge!("hozon_tsa_certificate_expiry_days").set(days);
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves; in-flight requests are finished.
+/// How a listener takes connections.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    /// Serve HTTPS with this configuration (and client certificates, if it requires them;
+    /// [`crate::tls::server_config`]); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most connections served at once. Beyond it no more are accepted: new ones wait in
+    /// the kernel's accept backlog. An unbounded number would let a burst of clients exhaust
+    /// the process's file descriptors, which the key store, the audit log and the archive
+    /// need too (with SoftHSM's file store a sign then fails as "no private key").
+    pub max_connections: usize,
+}
+
+/// Connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+impl Default for Listening {
+    fn default() -> Self {
+        Listening {
+            tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serve `app` over plain HTTP on `listener` until `shutdown` resolves, with the default
+/// connection limit; in-flight requests are finished.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, Listening::default(), shutdown).await
 }
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serve `app` over TLS on `listener` until `shutdown` resolves; in-flight requests are
-/// finished. A connection that fails the handshake (no or an untrusted client certificate
-/// when one is required, or not TLS at all) is closed and counted as refused with reason
-/// `tls`; it never reaches the routes.
-pub async fn serve_tls(
+/// Serve `app` on `listener` as `how` says until `shutdown` resolves; in-flight requests are
+/// finished. Over TLS, a connection that fails the handshake (no or an untrusted client
+/// certificate when one is required, or not TLS at all) is closed and counted as refused with
+/// reason `tls`; it never reaches the routes.
+pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
-    tls: Arc<rustls::ServerConfig>,
+    how: Listening,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use tower::ServiceExt;
+    use hyper_util::rt::TokioExecutor;
 
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let acceptor = how.tls.map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(how.max_connections.max(1)));
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // A free slot first, then a connection: at the limit, clients wait in the backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break, // never closed
+            },
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -258,11 +288,17 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
+        // Small request, small reply: do not wait to coalesce segments.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
+            let Some(acceptor) = acceptor else {
+                return serve_connection(&builder, watcher, tcp, app, peer).await;
+            };
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -282,21 +318,35 @@ pub async fn serve_tls(
             {
                 tracing::debug!(%peer, client = %subject, "TLS client authenticated");
             }
-            let service = hyper::service::service_fn(
-                move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    app.clone().oneshot(req)
-                },
-            );
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
+            serve_connection(&builder, watcher, stream, app, peer).await;
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// HTTP/1.1 or HTTP/2 on one accepted connection, with the peer's address where the
+/// handlers find it (`ConnectInfo`), until the client closes it or shutdown ends it.
+async fn serve_connection<I>(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    app: Router,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let service =
+        hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+    let conn = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
 }
