@@ -7,10 +7,12 @@
 //!
 //! For each key (RSA-2048 PKCS#1 v1.5 SHA-256 and ECDSA P-256, both generated in a fresh
 //! SoftHSM2 token):
-//! 1. raw sign rate: 2 threads signing through the same `Pkcs11Signer` for the phase length;
+//! 1. raw sign rate: 2 threads signing through the same `Pkcs11Signer` (with the default
+//!    number of sessions, as the server uses it, or HOZON_LOAD_SESSIONS) for the phase length;
 //! 2. peak: closed loop, HOZON_LOAD_CONNS keep-alive connections, the server and the load
 //!    generator in this one process on the same 2 cores (the condition);
-//! 3. latency at 70% of peak: open loop at a fixed rate, p50/p99;
+//! 3. latency at 70% of peak: open loop at a fixed rate (at most 256 requests in flight, as
+//!    a client pool would; time waiting for one counts in the latency), p50/p99;
 //! 4. soak (RSA only): 70% load for HOZON_SOAK_SECS, RSS sampled each second.
 //!
 //! Every reply is parsed; any non-granted reply is counted and reported.
@@ -240,6 +242,9 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
 }
 
 /// Open loop: requests started at a fixed `rate` regardless of replies.
+/// Most requests (so connections) the open-loop generator has in flight.
+const OPEN_LOOP_IN_FLIGHT: usize = 256;
+
 async fn open_loop(
     url: &str,
     rate: f64,
@@ -253,6 +258,9 @@ async fn open_loop(
         .build()
         .unwrap();
     let tally = Arc::new(Tally::default());
+    // A client keeps a bounded pool, as the main service would: requests beyond it wait
+    // here, and that wait counts in their latency.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_IN_FLIGHT));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
     let mut next = start;
@@ -268,7 +276,9 @@ async fn open_loop(
             reqs[i % reqs.len()].clone(),
         );
         let scheduled = next;
+        let in_flight = in_flight.clone();
         tasks.spawn(async move {
+            let _slot = in_flight.acquire_owned().await;
             let outcome = send_one(&client, &url, body).await;
             // Latency from the scheduled start: queueing counts (no coordinated omission).
             tally.record(scheduled.elapsed(), outcome);
@@ -314,7 +324,15 @@ fn bench_key(
 ) {
     let phase = Duration::from_secs(secs("HOZON_LOAD_SECS", 15));
     let conns = secs("HOZON_LOAD_CONNS", 16) as usize;
-    let signer: Arc<dyn Signer> = Arc::new(token.keygen_and_open(spec, scheme, label, 2));
+    let signer: Arc<dyn Signer> = Arc::new(token.keygen_and_open(
+        spec,
+        scheme,
+        label,
+        secs(
+            "HOZON_LOAD_SESSIONS",
+            hozon_tsa::pkcs11::default_sessions() as u64,
+        ) as usize,
+    ));
     let raw = raw_sign_rate(&signer, phase);
     let cert = hozon_tsa::certgen::self_signed_tsa_certificate(
         signer.as_ref(),
