@@ -376,43 +376,42 @@ sessions = 2
     assert!(err.contains("pin"), "{err}");
 }
 
-/// A P-256 CA made by `openssl req -x509` (30 days): `<name>.pem`, `<name>.key` in `dir`.
-fn make_ca(dir: &Path, name: &str, cn: &str) {
-    run(Command::new("openssl")
-        .current_dir(dir)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
-        .args([
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ])
-        .args(["-subj", &format!("/CN={cn}")])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
-}
-
-/// A P-256 end-entity certificate issued by CA `ca` with `openssl req -x509 -CA` and the
-/// extensions `ext`: `<name>.pem`, `<name>.key` in `dir`.
-fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &[&str]) {
+/// A P-256 certificate made by `openssl req -x509` (30 days) with the extensions `ext`:
+/// `<name>.pem`, `<name>.key` in `dir`; self-signed, or issued by CA `ca` (`-CA`).
+fn openssl_cert(dir: &Path, name: &str, cn: &str, ca: Option<&str>, ext: &[&str]) {
     let mut cmd = Command::new("openssl");
-    cmd.current_dir(dir)
-        .args(["req", "-x509", "-CA", &format!("{ca}.pem")])
-        .args(["-CAkey", &format!("{ca}.key"), "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+    cmd.current_dir(dir).args(["req", "-x509"]);
+    if let Some(ca) = ca {
+        cmd.args(["-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key")]);
+    }
+    cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args(["-nodes", "-days", "30", "-subj", &format!("/CN={cn}")])
         .args([
             "-keyout",
             &format!("{name}.key"),
             "-out",
             &format!("{name}.pem"),
-        ])
-        .args(["-subj", &format!("/CN={cn}")])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"]);
+        ]);
     for e in ext {
         cmd.args(["-addext", e]);
     }
     run(&mut cmd);
+}
+
+/// A self-signed CA: `<name>.pem`, `<name>.key` in `dir`.
+fn make_ca(dir: &Path, name: &str, cn: &str) {
+    let ext = [
+        "basicConstraints=critical,CA:TRUE",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ];
+    openssl_cert(dir, name, cn, None, &ext);
+}
+
+/// An end-entity certificate issued by CA `ca`, with `ext` besides basicConstraints.
+fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: &[&str]) {
+    let mut all = vec!["basicConstraints=critical,CA:FALSE"];
+    all.extend_from_slice(ext);
+    openssl_cert(dir, name, cn, Some(ca), &all);
 }
 
 /// HTTPS with client certificates (mutual TLS, `[tsa.tls]`): hozon's client, curl and the

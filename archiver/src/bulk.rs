@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use crate::evidence::{Reader, TreeInfo};
 use crate::ingest::{sha256, Trust};
 use crate::model::{
-    hex_id, parse_id, DocId, DocStatus, Json, Objects, PageKey, Pages, Pending, Placements,
-    Records, TreeKind, TreeRecord, Trees,
+    doc_ids, hex_id, parse_id, DocId, DocStatus, Json, Objects, PageKey, Pages, Pending,
+    Placements, Records, TreeKind, TreeRecord, Trees,
 };
 use crate::pages::{build, PAGE_WIDTH};
 use crate::renew::RenewalKind;
@@ -851,11 +851,7 @@ fn verify_tree(
                 .ok_or_else(|| {
                     ArchiveError::Damaged(format!("tree {id} is missing its member page {p}"))
                 })?;
-            ids.extend(
-                members
-                    .chunks_exact(32)
-                    .filter_map(|c| <[u8; 32]>::try_from(c).ok()),
-            );
+            ids.extend(doc_ids(&members));
             let nodes = run
                 .snap
                 .read::<Pages>(&PageKey {

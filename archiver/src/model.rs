@@ -20,6 +20,13 @@ use serde::{Deserialize, Serialize};
 /// A document id: the SHA-256 of its bytes.
 pub type DocId = [u8; 32];
 
+/// The document ids packed in `bytes` (a member page: 32 bytes each).
+pub fn doc_ids(bytes: &[u8]) -> impl Iterator<Item = DocId> + '_ {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <DocId>::try_from(c).ok())
+}
+
 /// Content-addressed bytes.
 pub struct Objects;
 impl Table for Objects {

@@ -29,8 +29,8 @@ use rayon::prelude::*;
 use crate::client::Timestamper;
 use crate::evidence::{renewal_group, Reader};
 use crate::model::{
-    from_unix, hex_id, unix, DocId, JobKind, JobRecord, JobState, Jobs, Json, Objects, PageKey,
-    Pages, Placement, Placements, TreeKind, Trees,
+    doc_ids, from_unix, hex_id, unix, DocId, JobKind, JobRecord, JobState, Jobs, Json, Objects,
+    PageKey, Pages, Placement, Placements, TreeKind, Trees,
 };
 use crate::pages::{group_leaf, PAGE_WIDTH};
 use crate::seal::{next_tree_id, put_pages, tree_record};
@@ -434,10 +434,7 @@ impl Archive {
                             level: PageKey::MEMBERS,
                             page: p,
                         })?;
-                        let ids: Vec<DocId> = ids
-                            .chunks_exact(32)
-                            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-                            .collect();
+                        let ids: Vec<DocId> = doc_ids(&ids).collect();
                         let mut leaves = Vec::with_capacity(ids.len() * to.output_len());
                         for group in ids.chunks(READ_GROUP) {
                             let bytes = snap.multi_get::<Objects>(group);
@@ -504,10 +501,7 @@ impl Archive {
         let stamp = stamper.timestamp(to, &paged.root)?;
         let mut chain = 0u32;
         let mut batch = self.store.batch();
-        let ids: Vec<DocId> = ids
-            .chunks_exact(32)
-            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-            .collect();
+        let ids: Vec<DocId> = doc_ids(&ids).collect();
         let snap = self.store.snapshot();
         let mut leaf = 0u64;
         for group in ids.chunks(1024) {

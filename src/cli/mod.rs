@@ -75,6 +75,13 @@ enum VerifyCommand {
 
 /// Print an error with its chain of causes; exit status 2 (usage or I/O), as for every
 /// subcommand that failed before reaching a verdict.
+/// The bytes of `path`, with the path in the error.
+pub(crate) fn read(path: impl AsRef<std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let path = path.as_ref();
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
 fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,

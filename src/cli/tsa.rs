@@ -1,5 +1,6 @@
 //! `hozon tsa …`: serve, keygen, cert, request, audit verify.
 
+use super::read;
 use crate::stores::{AuditLog, StoreAuditSink, StoreCounter};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -195,12 +196,6 @@ pub fn client_tls(
     )?))
 }
 
-/// The bytes of `path`, with the path in the error.
-fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
-    let path = path.as_ref();
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
 fn protocol_config(s: &TsaSection) -> Result<TsaConfig> {
     let mut cfg = TsaConfig::default();
     if !s.policies.is_empty() {
@@ -263,7 +258,7 @@ pub(super) fn read_secret(
 fn read_pem_chain(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
     let mut chain = Vec::new();
     for p in paths {
-        let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let text = read(p)?;
         chain.extend(
             hozon_tsa::certgen::certificates_from_pem(&text)
                 .with_context(|| format!("parsing {}", p.display()))?,
@@ -620,7 +615,7 @@ fn cert(a: CertArgs) -> Result<()> {
 fn request(a: RequestArgs) -> Result<()> {
     use hozon_tsa::client;
     let digest = parse_digest(&a.digest).ok_or_else(|| anyhow!("unknown digest {:?}", a.digest))?;
-    let data = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let data = read(&a.file)?;
     let imprint = digest.digest(&data);
     let nonce = client::random_nonce();
     let policy = a.policy.as_deref().map(parse_oid).transpose()?;

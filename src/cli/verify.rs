@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use super::read;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use hozon_verifier::document::UsagePolicy;
@@ -82,10 +83,6 @@ pub(super) struct Material {
     pub extra: Vec<Vec<u8>>,
     pub crls: Vec<Vec<u8>>,
     pub now: SystemTime,
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn files_in(path: &Path) -> Result<Vec<PathBuf>> {

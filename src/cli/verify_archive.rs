@@ -225,7 +225,7 @@ pub fn to_text(r: &BulkReport) -> String {
 
 /// Reads a report written by `hozon verify archive --out`, for `hozon archive renew --plan`.
 pub fn read_report(path: &std::path::Path) -> Result<BulkReport> {
-    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = super::read(path)?;
     let report: BulkReport = serde_json::from_slice(&text).with_context(|| {
         format!(
             "{} is not a report of `hozon verify archive`",
