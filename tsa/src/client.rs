@@ -121,6 +121,24 @@ pub fn parse_response(der: &[u8]) -> Result<Vec<u8>, ClientError> {
     }
 }
 
+/// The client configuration trusting the system CA bundle, read and parsed once per process
+/// (a failure is not remembered: the bundle may be installed later).
+fn system_roots_config(url: &str) -> Result<rustls::ClientConfig, ClientError> {
+    static SYSTEM: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    if let Some(c) = SYSTEM.get() {
+        return Ok(c.clone());
+    }
+    let roots = std::fs::read(crate::tls::SYSTEM_ROOTS).map_err(|e| {
+        ClientError::Http(format!(
+            "{url}: no CA file given and the system's ({}) cannot be read: {e}",
+            crate::tls::SYSTEM_ROOTS
+        ))
+    })?;
+    let config =
+        crate::tls::client_config(&roots, None).map_err(|e| ClientError::Http(e.to_string()))?;
+    Ok(SYSTEM.get_or_init(|| config).clone())
+}
+
 /// POST a DER request to `url` (RFC 3161 §3.4) and return the reply body. An `https` URL
 /// uses `tls` (the server CAs to trust and, for a TSA that requires one, the client
 /// certificate: [`crate::tls::client_config`]); without it, the system CA bundle.
@@ -136,16 +154,7 @@ pub fn post(
     if url.starts_with("https:") {
         let config = match tls {
             Some(c) => c.clone(),
-            None => {
-                let roots = std::fs::read(crate::tls::SYSTEM_ROOTS).map_err(|e| {
-                    ClientError::Http(format!(
-                        "{url}: no CA file given and the system's ({}) cannot be read: {e}",
-                        crate::tls::SYSTEM_ROOTS
-                    ))
-                })?;
-                crate::tls::client_config(&roots, None)
-                    .map_err(|e| ClientError::Http(e.to_string()))?
-            }
+            None => system_roots_config(url)?,
         };
         builder = builder.use_preconfigured_tls(config);
     }
