@@ -3,14 +3,19 @@
 //!
 //! Run: `cargo bench --bench tsa_load` (env: HOZON_LOAD_SECS per phase, default 15;
 //! HOZON_SOAK_SECS for the memory soak, default 60 — the issue's 10-minute soak is
-//! `HOZON_SOAK_SECS=600`; HOZON_LOAD_CONNS concurrent keep-alive connections, default 16).
+//! `HOZON_SOAK_SECS=600`; HOZON_LOAD_CONNS concurrent keep-alive connections, default 16;
+//! HOZON_RAW_THREADS threads for the raw rate, default 2; HOZON_LOAD_TRACE=1 prints the
+//! 100 ms windows of each open-loop run in which a request took over 20 ms).
 //!
 //! For each key (RSA-2048 PKCS#1 v1.5 SHA-256 and ECDSA P-256, both generated in a fresh
 //! SoftHSM2 token):
 //! 1. raw sign rate: 2 threads signing through the same `Pkcs11Signer` (with the default
-//!    number of sessions, as the server uses it, or HOZON_LOAD_SESSIONS) for the phase length;
+//!    number of sessions, as the server uses it, or HOZON_LOAD_SESSIONS) for the phase length,
+//!    with the slowest and fastest one-second windows (the token's own rate moves by 10–25%
+//!    from second to second in SoftHSM on this machine);
 //! 2. peak: closed loop, HOZON_LOAD_CONNS keep-alive connections, the server and the load
-//!    generator in this one process on the same 2 cores (the issue's condition);
+//!    generator in this one process on the same 2 cores (the issue's condition), with its
+//!    one-second windows and how many audit records shared each durable commit;
 //! 3. latency at 70% of peak: open loop at a fixed rate (at most 256 requests in flight, as
 //!    a client pool would; time waiting for one counts in the latency), p50/p99;
 //! 4. soak (RSA only): 70% load for HOZON_SOAK_SECS, RSS sampled each second.
@@ -57,12 +62,14 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> f64 {
+/// The raw sign rate over the whole phase, and the slowest and fastest one-second windows
+/// (how much the token's own rate moves, which bounds how steady any latency can be).
+fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> (f64, f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     // A message the size of real signed attributes.
     let msg = vec![0x31u8; 180];
-    let hs: Vec<_> = (0..2)
+    let hs: Vec<_> = (0..secs("HOZON_RAW_THREADS", 2))
         .map(|_| {
             let (s, stop, count, msg) = (signer.clone(), stop.clone(), count.clone(), msg.clone());
             std::thread::spawn(move || {
@@ -74,12 +81,24 @@ fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> f64 {
         })
         .collect();
     let t = Instant::now();
-    std::thread::sleep(dur);
+    let mut windows = Vec::new();
+    let mut last = 0;
+    while t.elapsed() < dur {
+        std::thread::sleep(Duration::from_secs(1).min(dur.saturating_sub(t.elapsed())));
+        let now = count.load(Ordering::Relaxed);
+        windows.push((now - last) as f64);
+        last = now;
+    }
     stop.store(true, Ordering::Relaxed);
     for h in hs {
         h.join().unwrap();
     }
-    count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+    let rate = count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    // The last window may be short; leave it out of the spread.
+    let full = &windows[..windows.len().saturating_sub(1).max(1).min(windows.len())];
+    let min = full.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = full.iter().copied().fold(0.0, f64::max);
+    (rate, min, max)
 }
 
 struct Run {
@@ -88,6 +107,8 @@ struct Run {
     /// Non-success replies by reason ("HTTP 503", "reply: rejection …", "transport: …").
     reasons: std::collections::BTreeMap<String, u64>,
     rate: f64,
+    /// Slowest and fastest one-second windows of granted tokens (closed loop only).
+    windows: (f64, f64),
     p50: Duration,
     p99: Duration,
 }
@@ -172,6 +193,7 @@ impl Tally {
             bad: self.bad.load(Ordering::Relaxed),
             reasons: self.reasons.lock().unwrap().clone(),
             rate: ok as f64 / elapsed,
+            windows: (0.0, 0.0),
             p50: self.latency.percentile(0.50),
             p99: self.latency.percentile(0.99),
         }
@@ -235,11 +257,28 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
             }
         }));
     }
+    let mut windows = Vec::new();
+    let mut last = 0;
+    while Instant::now() + Duration::from_secs(1) <= deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = tally.ok.load(Ordering::Relaxed);
+        windows.push((now - last) as f64);
+        last = now;
+    }
     for t in tasks {
         t.await.unwrap();
     }
-    tally.run(start.elapsed().as_secs_f64())
+    let mut run = tally.run(start.elapsed().as_secs_f64());
+    run.windows = (
+        windows.iter().copied().fold(f64::INFINITY, f64::min),
+        windows.iter().copied().fold(0.0, f64::max),
+    );
+    run
 }
+
+/// One open-loop request: when it was scheduled (from the start of the run), how long it
+/// waited before being sent, and how long it then took.
+type Traced = (Duration, Duration, Duration);
 
 /// Open loop: requests started at a fixed `rate` regardless of replies.
 /// Most requests (so connections) the open-loop generator has in flight.
@@ -267,6 +306,10 @@ async fn open_loop(
     let mut i = 0usize;
     let mut last_sample = start;
     let mut tasks = tokio::task::JoinSet::new();
+    // HOZON_LOAD_TRACE=1: every request's (scheduled offset, wait before sending, time on
+    // the wire), to locate stalls.
+    let trace: Option<Arc<Mutex<Vec<Traced>>>> =
+        (secs("HOZON_LOAD_TRACE", 0) > 0).then(Default::default);
     while next < start + dur {
         tokio::time::sleep_until(next.into()).await;
         let (client, url, tally, body) = (
@@ -277,11 +320,19 @@ async fn open_loop(
         );
         let scheduled = next;
         let in_flight = in_flight.clone();
+        let trace = trace.clone();
         tasks.spawn(async move {
             let _slot = in_flight.acquire_owned().await;
+            let sent = Instant::now();
             let outcome = send_one(&client, &url, body).await;
             // Latency from the scheduled start: queueing counts (no coordinated omission).
             tally.record(scheduled.elapsed(), outcome);
+            if let Some(trace) = &trace {
+                trace
+                    .lock()
+                    .unwrap()
+                    .push((scheduled - start, sent - scheduled, sent.elapsed()));
+            }
         });
         while tasks.try_join_next().is_some() {}
         if let Some(rss) = rss {
@@ -294,7 +345,34 @@ async fn open_loop(
         next += interval;
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(trace) = trace {
+        print_stalls(&trace.lock().unwrap());
+    }
     tally.run(start.elapsed().as_secs_f64())
+}
+
+/// The 100 ms windows of an open-loop run in which some request took over 20 ms: how many
+/// requests were scheduled, the longest wait before sending and the longest wire time.
+fn print_stalls(trace: &[Traced]) {
+    let mut windows: std::collections::BTreeMap<u128, (usize, Duration, Duration)> =
+        Default::default();
+    for (at, wait, wire) in trace {
+        let w = windows.entry(at.as_millis() / 100).or_default();
+        w.0 += 1;
+        w.1 = w.1.max(*wait);
+        w.2 = w.2.max(*wire);
+    }
+    for (w, (n, wait, wire)) in windows {
+        if wait + wire > Duration::from_millis(20) {
+            println!(
+                "  stall window {:.1}-{:.1} s: {n} requests, longest wait {:.1} ms, longest wire {:.1} ms",
+                w as f64 / 10.0,
+                (w + 1) as f64 / 10.0,
+                wait.as_secs_f64() * 1e3,
+                wire.as_secs_f64() * 1e3
+            );
+        }
+    }
 }
 
 fn requests(n: usize) -> Arc<Vec<Vec<u8>>> {
@@ -333,7 +411,7 @@ fn bench_key(
             hozon_tsa::pkcs11::default_sessions() as u64,
         ) as usize,
     ));
-    let raw = raw_sign_rate(&signer, phase);
+    let (raw, raw_min, raw_max) = raw_sign_rate(&signer, phase);
     let cert = hozon_tsa::certgen::self_signed_tsa_certificate(
         signer.as_ref(),
         &hozon_tsa::certgen::TsaCertParams {
@@ -372,6 +450,7 @@ fn bench_key(
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/tsa", listener.local_addr().unwrap());
+        let audit = issuer.audit.clone();
         let app = hozon_tsa::http::router(issuer, hozon_tsa::http::HttpOptions::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(hozon_tsa::http::serve(listener, app, async {
@@ -380,14 +459,19 @@ fn bench_key(
         let reqs = requests(1024);
         // Warm up connections and caches.
         let _ = closed_loop(&url, conns, Duration::from_secs(1), reqs.clone()).await;
+        let commits_before = audit.commits();
         let peak = closed_loop(&url, conns, phase, reqs.clone()).await;
+        let per_commit = peak.ok as f64 / (audit.commits() - commits_before).max(1) as f64;
         let at70 = open_loop(&url, peak.rate * 0.7, phase, reqs.clone(), None).await;
         println!(
-            "{label}: raw PKCS#11 sign {raw:.0}/s (2 threads) | peak {:.0} tokens/s = {:.2} of raw \
-             (p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}) | at 70% of peak ({:.0}/s): \
+            "{label}: raw PKCS#11 sign {raw:.0}/s (2 threads; 1 s windows {raw_min:.0}–{raw_max:.0}) | peak {:.0} tokens/s = {:.2} of raw \
+             (1 s windows {:.0}–{:.0}; p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}; \
+             {per_commit:.1} audit records per durable commit) | at 70% of peak ({:.0}/s): \
              p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}",
             peak.rate,
             peak.rate / raw,
+            peak.windows.0,
+            peak.windows.1,
             peak.p50.as_secs_f64() * 1e3,
             peak.p99.as_secs_f64() * 1e3,
             peak.ok,

@@ -260,7 +260,29 @@ pub trait AuditSink: Send + 'static {
 #[error("audit log write failed: {0}")]
 pub struct AuditError(pub String);
 
-type Reply = mpsc::Sender<Result<u64, AuditError>>;
+type Reply = tokio::sync::oneshot::Sender<Result<u64, AuditError>>;
+
+/// A record handed to the writer: wait on it (blocking or async) to learn that the record is
+/// durable, and under which sequence number. Dropping it does not withdraw the record.
+#[derive(Debug)]
+#[must_use = "a token may only be released once its audit record is durable"]
+pub struct AuditTicket(tokio::sync::oneshot::Receiver<Result<u64, AuditError>>);
+
+impl AuditTicket {
+    /// Blocks until the record is durable (or the write failed). Not for async contexts.
+    pub fn wait(self) -> Result<u64, AuditError> {
+        self.0.blocking_recv().unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Waits, without a thread, until the record is durable (or the write failed).
+    pub async fn durable(self) -> Result<u64, AuditError> {
+        self.0.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> AuditError {
+    AuditError("audit thread stopped".into())
+}
 
 /// Group-committing writer over an [`AuditSink`]; cheap to clone, shareable across threads.
 ///
@@ -271,6 +293,7 @@ type Reply = mpsc::Sender<Result<u64, AuditError>>;
 pub struct AuditWriter {
     // Field order matters: the sender must drop before the worker is joined.
     tx: mpsc::Sender<(AuditRecord, Reply)>,
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
     _worker: std::sync::Arc<Worker>,
 }
 
@@ -299,6 +322,8 @@ impl AuditWriter {
             Some((seq, bytes)) => (seq + 1, chain_hash(seq, &bytes)),
         };
         let (tx, rx) = mpsc::channel::<(AuditRecord, Reply)>();
+        let commits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let committed = commits.clone();
         let handle = std::thread::Builder::new()
             .name("tsa-audit".into())
             .spawn(move || {
@@ -318,7 +343,11 @@ impl AuditWriter {
                         h = chain_hash(seq, &entry);
                         entries.push((seq, entry));
                     }
-                    match sink.append(&entries) {
+                    let result = sink.append(&entries);
+                    committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics::counter!("hozon_tsa_audit_commits_total").increment(1);
+                    metrics::histogram!("hozon_tsa_audit_group_size").record(entries.len() as f64);
+                    match result {
                         Ok(()) => {
                             for (i, (_, reply)) in group.into_iter().enumerate() {
                                 let _ = reply.send(Ok(next + i as u64));
@@ -338,19 +367,32 @@ impl AuditWriter {
             .map_err(|e| AuditError(format!("cannot start audit thread: {e}")))?;
         Ok(AuditWriter {
             tx,
+            commits,
             _worker: std::sync::Arc::new(Worker(Some(handle))),
         })
     }
 
+    /// Hand one issued token's record to the writer; the ticket says when it is durable.
+    ///
+    /// The writer wakes the ticket's waiter directly, so an async caller (the HTTP edge) does
+    /// not hold a thread while the group commit it joined is being synced.
+    pub fn submit(&self, record: AuditRecord) -> AuditTicket {
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        // If the thread is gone the reply sender is dropped with the message, and the
+        // ticket reports the writer stopped.
+        let _ = self.tx.send((record, reply_tx));
+        AuditTicket(reply_rx)
+    }
+
+    /// Durable writes (group commits) made so far, successful or not.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Record one issued token; returns its audit sequence number once it is durable.
+    /// Blocks: not for async contexts (use [`AuditWriter::submit`] there).
     pub fn append(&self, record: AuditRecord) -> Result<u64, AuditError> {
-        let (reply_tx, reply_rx) = mpsc::channel();
-        self.tx
-            .send((record, reply_tx))
-            .map_err(|_| AuditError("audit thread stopped".into()))?;
-        reply_rx
-            .recv()
-            .map_err(|_| AuditError("audit thread stopped".into()))?
+        self.submit(record).wait()
     }
 }
 

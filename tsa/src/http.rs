@@ -60,24 +60,29 @@ impl Default for HttpOptions {
 struct AppState {
     issuer: Arc<Issuer>,
     opts: Arc<HttpOptions>,
-    /// Requests being issued on blocking threads; the rest wait here without a thread.
+    /// Requests being signed on blocking threads; the rest wait here without a thread.
     issuing: Arc<tokio::sync::Semaphore>,
 }
 
-/// Requests issued at once (each holds a blocking thread while it signs and waits for its
-/// audit record to be durable). Signing itself is bounded by the PKCS#11 sessions; this
-/// bounds the threads, and with them memory, when the key or the disk stalls and requests
-/// pile up: with one thread per waiting request, a one-second stall at 900 requests/s
-/// meant hundreds of threads and several hundred MiB of RSS in `tsa_load`.
-const ISSUING: usize = 64;
+/// Most requests signed at once, whatever the key says it can take: each holds a blocking
+/// thread while it signs. Bounding them bounds threads and memory when the key stalls and
+/// requests pile up (with one thread per waiting request, a one-second stall at 900
+/// requests/s meant hundreds of threads and several hundred MiB of RSS in `tsa_load`).
+const MAX_ISSUING: usize = 64;
+
+/// Requests signed at once: as many as the key signs in parallel (its PKCS#11 sessions),
+/// so that no thread waits for a session and none sits idle while a session is free.
+fn issuing_permits(issuer: &Issuer) -> usize {
+    issuer.key.signer().parallelism().clamp(1, MAX_ISSUING)
+}
 
 /// The TSA's routes.
 pub fn router(issuer: Arc<Issuer>, opts: HttpOptions) -> Router {
     let limit = opts.body_limit;
     let state = AppState {
-        issuer,
         opts: Arc::new(opts),
-        issuing: Arc::new(tokio::sync::Semaphore::new(ISSUING)),
+        issuing: Arc::new(tokio::sync::Semaphore::new(issuing_permits(&issuer))),
+        issuer,
     };
     Router::new()
         .route("/tsa", post(timestamp))
@@ -148,24 +153,24 @@ async fn timestamp(
     }
     let issuer = st.issuer.clone();
     let client = peer.to_string();
+    // Only as many requests sign at once as the key can serve; the rest wait here without
+    // a thread. The permit is returned as soon as the signature is made: waiting for the
+    // audit record's group commit happens on this task, not on a blocking thread.
     let slot = st.issuing.clone().acquire_owned().await;
-    let result = tokio::task::spawn_blocking(move || {
+    let begun = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        issuer.handle(&body, &client)
+        issuer.begin(&body, &client)
     })
     .await;
-    let (der, outcome) = match result {
-        Ok(r) => r,
+    let (der, outcome) = match begun {
+        Ok(Ok(pending)) => pending.finished().await,
+        Ok(Err(rej)) => crate::issuer::refusal(rej),
         Err(e) => {
             tracing::error!(error = %e, "issuing task failed");
-            let rej = crate::protocol::Rejection {
+            crate::issuer::refusal(crate::protocol::Rejection {
                 failure: crate::protocol::FailureInfo::SystemFailure,
                 text: "internal error".into(),
-            };
-            (
-                crate::protocol::rejection_response(&rej),
-                Outcome::Rejected(rej.failure),
-            )
+            })
         }
     };
     metrics::counter!("hozon_tsa_requests_total", "outcome" => outcome.label()).increment(1);

@@ -1,10 +1,12 @@
 //! One request, start to finish: check → time → serial → sign → audit → reply.
 //!
-//! Synchronous and transport-free: the HTTP edge calls [`Issuer::handle`] on a blocking
-//! thread. Every outcome is a DER `TimeStampResp`; a token is only released after its audit
-//! record is durable.
+//! Transport-free: the HTTP edge calls [`Issuer::begin`] on a blocking thread (it signs
+//! through the key) and awaits the returned [`Pending`] on its own task while the audit
+//! record is group-committed; [`Issuer::handle`] does both on the calling thread. Every
+//! outcome is a DER `TimeStampResp`; a token is only released after its audit record is
+//! durable.
 
-use crate::audit::{AuditRecord, AuditWriter};
+use crate::audit::{AuditRecord, AuditTicket, AuditWriter};
 use crate::clock::{Clock, ClockError};
 use crate::protocol::{self, FailureInfo, Rejection, TsaConfig};
 use crate::serial::SerialAllocator;
@@ -48,22 +50,69 @@ pub struct Issuer {
     pub audit: AuditWriter,
 }
 
+/// A token that is signed but not yet released: its audit record is on its way to disk.
+///
+/// [`Pending::finish`] (blocking) or [`Pending::finished`] (async) waits for the record and
+/// only then gives out the token; if the record cannot be written, the reply is a
+/// systemFailure rejection and the token is dropped.
+#[derive(Debug)]
+#[must_use = "the token is only released by finishing"]
+pub struct Pending {
+    token: Vec<u8>,
+    counter: u64,
+    ticket: AuditTicket,
+}
+
+impl Pending {
+    /// Waits on this thread for the audit record; the DER `TimeStampResp` and its outcome.
+    pub fn finish(self) -> (Vec<u8>, Outcome) {
+        let durable = self.ticket.wait();
+        release(self.token, self.counter, durable)
+    }
+
+    /// Waits without a thread for the audit record; the DER `TimeStampResp` and its outcome.
+    pub async fn finished(self) -> (Vec<u8>, Outcome) {
+        let durable = self.ticket.durable().await;
+        release(self.token, self.counter, durable)
+    }
+}
+
+fn release(
+    token: Vec<u8>,
+    counter: u64,
+    durable: Result<u64, crate::audit::AuditError>,
+) -> (Vec<u8>, Outcome) {
+    match durable {
+        Ok(_) => (
+            protocol::granted_response(&token),
+            Outcome::Granted { counter },
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "audit append failed; token withheld");
+            refusal(system_failure("audit log unavailable"))
+        }
+    }
+}
+
+/// The DER `TimeStampResp` for a rejection, and its outcome.
+pub fn refusal(rej: Rejection) -> (Vec<u8>, Outcome) {
+    let outcome = Outcome::Rejected(rej.failure);
+    (protocol::rejection_response(&rej), outcome)
+}
+
 impl Issuer {
     /// Handle one DER `TimeStampReq` from `client`; returns the DER `TimeStampResp`.
+    /// Blocks for the signature and the audit record.
     pub fn handle(&self, request: &[u8], client: &str) -> (Vec<u8>, Outcome) {
-        match self.try_issue(request, client) {
-            Ok((token, counter)) => (
-                protocol::granted_response(&token),
-                Outcome::Granted { counter },
-            ),
-            Err(rej) => {
-                let outcome = Outcome::Rejected(rej.failure);
-                (protocol::rejection_response(&rej), outcome)
-            }
+        match self.begin(request, client) {
+            Ok(pending) => pending.finish(),
+            Err(rej) => refusal(rej),
         }
     }
 
-    fn try_issue(&self, request: &[u8], client: &str) -> Result<(Vec<u8>, u64), Rejection> {
+    /// Checks, dates, numbers and signs one request (blocking on the key), and hands its
+    /// audit record to the writer; the token is released by finishing the [`Pending`].
+    pub fn begin(&self, request: &[u8], client: &str) -> Result<Pending, Rejection> {
         let req = protocol::check_request(request, &self.config)?;
         let gen_time = self.clock.issue_time().map_err(|e: ClockError| {
             tracing::warn!(error = %e, "refusing to issue: no trustworthy time");
@@ -90,20 +139,19 @@ impl Issuer {
                 }
             })?;
         metrics::histogram!("hozon_tsa_sign_seconds").record(started.elapsed().as_secs_f64());
-        self.audit
-            .append(AuditRecord {
-                serial,
-                gen_time,
-                digest: req.digest,
-                imprint: req.imprint.clone(),
-                policy: req.policy.to_string(),
-                client: client.to_string(),
-            })
-            .map_err(|e| {
-                tracing::error!(error = %e, "audit append failed; token withheld");
-                system_failure("audit log unavailable")
-            })?;
-        Ok((token, counter))
+        let ticket = self.audit.submit(AuditRecord {
+            serial,
+            gen_time,
+            digest: req.digest,
+            imprint: req.imprint.clone(),
+            policy: req.policy.to_string(),
+            client: client.to_string(),
+        });
+        Ok(Pending {
+            token,
+            counter,
+            ticket,
+        })
     }
 }
 

@@ -1171,6 +1171,11 @@ impl Signer for Pkcs11Signer {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         self.sign_message(message).map_err(SignerError::from)
     }
+
+    /// One signature per session.
+    fn parallelism(&self) -> usize {
+        self.max_sessions
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -81,6 +81,11 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     fn public_key_spki(&self) -> Result<Vec<u8>, SignerError>;
     /// Sign `message`.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+    /// How many signatures the key makes at once (a token's session pool); callers run at
+    /// most this many [`Signer::sign`] calls concurrently. By default, one per CPU.
+    fn parallelism(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 /// A signer and the certificate chain that belongs to it: the TSA certificate first (DER),
