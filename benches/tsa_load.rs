@@ -280,10 +280,10 @@ async fn closed_loop(url: &str, conns: usize, dur: Duration, reqs: Arc<Vec<Vec<u
 /// waited before being sent, and how long it then took.
 type Traced = (Duration, Duration, Duration);
 
-/// Open loop: requests started at a fixed `rate` regardless of replies.
 /// Most requests (so connections) the open-loop generator has in flight.
 const OPEN_LOOP_IN_FLIGHT: usize = 256;
 
+/// Open loop: requests started at a fixed `rate` regardless of replies.
 async fn open_loop(
     url: &str,
     rate: f64,
