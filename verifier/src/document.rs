@@ -19,7 +19,7 @@
 
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{self, VerificationAlgorithm};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hozon_tsa::asn1::{ID_DATA, ID_SIGNED_DATA};
@@ -425,9 +425,16 @@ fn verify_jws(
         .decode(sig_b64)
         .map_err(|_| malformed("signature is not base64url"))?;
     let signing_input = format!("{header_b64}.{payload_expected}");
-    UnparsedPublicKey::new(verifier, spki.subject_public_key.as_raw_slice())
-        .verify(signing_input.as_bytes(), &sig)
-        .map_err(|_| DocumentError::SignatureInvalid(format!("{alg} with x5c[0]'s key")))?;
+    if !crate::token::verify_signature(
+        verifier,
+        spki.subject_public_key.as_raw_slice(),
+        signing_input.as_bytes(),
+        &sig,
+    ) {
+        return Err(DocumentError::SignatureInvalid(format!(
+            "{alg} with x5c[0]'s key"
+        )));
+    }
     let key_bits = crate::token::signature_verifier(
         &rasn_pkix::AlgorithmIdentifier {
             algorithm: spki.algorithm.algorithm.clone(),

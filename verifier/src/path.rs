@@ -24,7 +24,6 @@
 
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::UnparsedPublicKey;
 use hozon_tsa::certcheck::{name_to_string, time_to_system, CertCheckError};
 use rasn::types::{ObjectIdentifier, Oid};
 use rasn_pkix::{
@@ -170,6 +169,12 @@ struct Parsed(std::sync::Arc<ParsedCert>);
 struct ParsedCert {
     der: Vec<u8>,
     cert: Certificate,
+    /// The TBSCertificate exactly as it appears in `der`: what the signature covers.
+    tbs: std::ops::Range<usize>,
+    /// The subject as RFC 4514 text, for reports and errors.
+    subject: String,
+    /// The serial number's content octets in hex.
+    serial: String,
 }
 
 impl std::ops::Deref for Parsed {
@@ -231,16 +236,39 @@ impl Parsed {
     fn new(der: &[u8]) -> Result<Parsed, PathError> {
         static CERTS: DerCache<Parsed> = std::sync::OnceLock::new();
         cached(&CERTS, CERT_CACHE, der, |der| {
-            let cert = rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
+            let cert: Certificate =
+                rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
+            // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }: the
+            // first element, where it lies in the DER the decoder just accepted.
+            let tbs = hozon_tsa::asn1::der_children(der)
+                .and_then(|children| children.first().copied())
+                .map(|t| {
+                    let start = t.as_ptr() as usize - der.as_ptr() as usize;
+                    start..start + t.len()
+                })
+                .ok_or_else(|| PathError::Decode("certificate without a TBSCertificate".into()))?;
+            // Computed once per certificate, not once per document that carries it.
+            let subject = name_to_string(&cert.tbs_certificate.subject);
+            let serial = hex::encode(hozon_tsa::asn1::integer_content(
+                &cert.tbs_certificate.serial_number,
+            ));
             Ok(Parsed(std::sync::Arc::new(ParsedCert {
                 der: der.to_vec(),
                 cert,
+                tbs,
+                subject,
+                serial,
             })))
         })
     }
 
     fn subject(&self) -> String {
-        name_to_string(&self.cert.tbs_certificate.subject)
+        self.subject.clone()
+    }
+
+    /// The signed part of the certificate, as it appears in it.
+    fn tbs(&self) -> &[u8] {
+        &self.der[self.tbs.clone()]
     }
 
     fn extension(&self, oid: &Oid) -> Option<&Extension> {
@@ -609,7 +637,7 @@ impl Ctx<'_> {
             let tbs = &p.cert.tbs_certificate;
             certificates.push(PathCertificate {
                 subject: p.subject(),
-                serial: hex::encode(hozon_tsa::asn1::integer_content(&tbs.serial_number)),
+                serial: p.serial.clone(),
                 not_before: time_to_system(&tbs.validity.not_before),
                 not_after: time_to_system(&tbs.validity.not_after),
                 signed_with,
@@ -681,14 +709,10 @@ fn verify_signed(child: &Parsed, issuer: &Parsed) -> Result<(), PathError> {
                 reason,
             }
         })?;
-    // The signed bytes are the TBSCertificate as it appears in the certificate: the DER
-    // re-encoding of a DER certificate is that.
-    let tbs = rasn::der::encode(&child.cert.tbs_certificate)
-        .map_err(|e| PathError::Decode(e.to_string()))?;
     if verify_cached(
         alg,
         spki.subject_public_key.as_raw_slice(),
-        &tbs,
+        child.tbs(),
         child.cert.signature_value.as_raw_slice(),
     ) {
         Ok(())
@@ -733,7 +757,7 @@ fn verify_cached(
     if cache.lock().map(|c| c.contains(&id)).unwrap_or(false) {
         return true;
     }
-    let ok = UnparsedPublicKey::new(alg, key).verify(msg, sig).is_ok();
+    let ok = crate::token::verify_signature(alg, key, msg, sig);
     if ok {
         if let Ok(mut c) = cache.lock() {
             if c.len() >= VERIFIED_CACHE {
