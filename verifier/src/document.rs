@@ -19,6 +19,7 @@
 
 use std::time::SystemTime;
 
+use crate::json::Json;
 use aws_lc_rs::signature::{self, VerificationAlgorithm};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -194,26 +195,39 @@ pub struct VerifiedDocument {
     pub signed_bytes_len: usize,
 }
 
-/// RFC 8785 canonical JSON of `bundle` without its `signature` member.
+/// RFC 8785 canonical JSON of `bundle` without its `signature` member (for building
+/// documents; verification canonicalizes the parsed [`Json`] directly).
 pub fn signed_bytes(bundle: &Value) -> Vec<u8> {
     match bundle {
-        Value::Object(map) => crate::jcs::object_without(map, "signature"),
+        Value::Object(map) if map.contains_key("signature") => {
+            let mut without = map.clone();
+            without.remove("signature");
+            crate::jcs::value_to_vec(&Value::Object(without))
+        }
+        other => crate::jcs::value_to_vec(other),
+    }
+}
+
+/// RFC 8785 canonical JSON of the parsed `bundle` without its `signature` member.
+fn signed_json(bundle: &Json<'_>) -> Vec<u8> {
+    match bundle {
+        Json::Object(members) => crate::jcs::object_without(members, "signature"),
         other => crate::jcs::to_vec(other),
     }
 }
 
-fn composition_type(bundle: &Value) -> Option<String> {
+fn composition_type(bundle: &Json<'_>) -> Option<String> {
     bundle
         .get("entry")?
         .as_array()?
         .iter()
         .filter_map(|e| e.get("resource"))
-        .find(|r| r.get("resourceType").and_then(Value::as_str) == Some("Composition"))?
+        .find(|r| r.get("resourceType").and_then(Json::as_str) == Some("Composition"))?
         .get("type")?
         .get("coding")?
         .as_array()?
         .iter()
-        .find_map(|c| c.get("code").and_then(Value::as_str).map(str::to_owned))
+        .find_map(|c| c.get("code").and_then(Json::as_str).map(str::to_owned))
 }
 
 struct SignatureResult {
@@ -231,11 +245,10 @@ pub fn verify_document(
     bytes: &[u8],
     ctx: &DocumentContext<'_>,
 ) -> Result<VerifiedDocument, DocumentError> {
-    let bundle: Value =
-        serde_json::from_slice(bytes).map_err(|e| DocumentError::NotJson(e.to_string()))?;
+    let bundle = Json::parse(bytes).map_err(|e| DocumentError::NotJson(e.to_string()))?;
     let resource_type = bundle
         .get("resourceType")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .unwrap_or("absent");
     if resource_type != "Bundle" {
         return Err(DocumentError::NotABundle(resource_type.to_owned()));
@@ -243,16 +256,16 @@ pub fn verify_document(
     let sig = bundle.get("signature").ok_or(DocumentError::NoSignature)?;
     let sig_format = sig
         .get("sigFormat")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .ok_or_else(|| DocumentError::MalformedSignature("no sigFormat".into()))?;
     let data = sig
         .get("data")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .ok_or_else(|| DocumentError::MalformedSignature("no data".into()))?;
     let data = STANDARD
         .decode(data)
         .map_err(|e| DocumentError::MalformedSignature(format!("data is not base64: {e}")))?;
-    let payload = signed_bytes(&bundle);
+    let payload = signed_json(&bundle);
 
     let result = match sig_format {
         "application/jose" => verify_jws(&data, &payload, ctx)?,
@@ -297,7 +310,7 @@ pub fn verify_document(
         });
     }
     Ok(VerifiedDocument {
-        bundle_id: bundle.get("id").and_then(Value::as_str).map(str::to_owned),
+        bundle_id: bundle.get("id").and_then(Json::as_str).map(str::to_owned),
         doc_type,
         doc_type_code,
         format: result.format,
@@ -522,7 +535,7 @@ mod tests {
     use super::*;
 
     fn jcs(json: &str) -> String {
-        let v: Value = serde_json::from_str(json).unwrap();
+        let v = Json::parse(json.as_bytes()).unwrap();
         String::from_utf8(crate::jcs::to_vec(&v)).unwrap()
     }
 
@@ -610,6 +623,15 @@ mod tests {
         };
         let code = |b: &[u8]| verify_document(b, &ctx).unwrap_err().code();
         assert_eq!(code(b"{not json"), "not-json");
+        // Two signatures (or two of any member) are two readings of one document.
+        let twice = br#"{"resourceType":"Bundle","signature":{"data":"AAAA"},"signature":{}}"#;
+        let err = verify_document(twice, &ctx).unwrap_err();
+        assert_eq!(err.code(), "not-json");
+        assert!(
+            err.to_string()
+                .contains("duplicate member name \"signature\""),
+            "{err}"
+        );
         assert_eq!(code(br#"{"resourceType":"Patient"}"#), "not-a-bundle");
         assert_eq!(code(br#"{"resourceType":"Bundle"}"#), "unsigned");
         assert_eq!(

@@ -1,4 +1,4 @@
-//! RFC 8785 JSON Canonicalization Scheme (JCS) of a parsed `serde_json` value.
+//! RFC 8785 JSON Canonicalization Scheme (JCS) of a parsed [`Json`] value.
 //!
 //! A signed FHIR document's signature covers the JCS form of its Bundle without `signature`,
 //! so every ingest and every `--signatures` re-verification canonicalizes a whole document.
@@ -15,31 +15,40 @@
 //! - numbers as ECMAScript's `Number.prototype.toString` of the IEEE 754 double (§3.2.2.3),
 //!   which `ryu-js` implements; a number no double holds exactly is rounded as JavaScript would.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use crate::json::Json;
 
 /// The JCS bytes of `value`.
-pub fn to_vec(value: &Value) -> Vec<u8> {
+pub fn to_vec(value: &Json<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
     write_value(value, &mut out);
     out
 }
 
-/// The JCS bytes of the object `map` without its member `skip` (a signed Bundle without its
-/// `signature`), with no copy of the rest.
-pub fn object_without(map: &Map<String, Value>, skip: &str) -> Vec<u8> {
+/// The JCS bytes of `value`, a `serde_json` value (written out and read back as [`Json`]:
+/// for building documents, not for verifying them).
+pub fn value_to_vec(value: &serde_json::Value) -> Vec<u8> {
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    Json::parse(&text).map(|j| to_vec(&j)).unwrap_or_default()
+}
+
+/// The JCS bytes of the object `members` without its member `skip` (a signed Bundle without
+/// its `signature`), with no copy of the rest.
+pub fn object_without(members: &[(Cow<'_, str>, Json<'_>)], skip: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
-    write_object(map, Some(skip), &mut out);
+    write_object(members, Some(skip), &mut out);
     out
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>) {
+fn write_value(value: &Json<'_>, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(n, out),
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
+        Json::Null => out.extend_from_slice(b"null"),
+        Json::Bool(true) => out.extend_from_slice(b"true"),
+        Json::Bool(false) => out.extend_from_slice(b"false"),
+        Json::Number(n) => write_number(n, out),
+        Json::String(s) => write_string(s, out),
+        Json::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -49,14 +58,14 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Object(map) => write_object(map, None, out),
+        Json::Object(members) => write_object(members, None, out),
     }
 }
 
-fn write_object(map: &Map<String, Value>, skip: Option<&str>, out: &mut Vec<u8>) {
-    let mut members: Vec<(&String, &Value)> = map
+fn write_object(members: &[(Cow<'_, str>, Json<'_>)], skip: Option<&str>, out: &mut Vec<u8>) {
+    let mut members: Vec<&(Cow<'_, str>, Json<'_>)> = members
         .iter()
-        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .filter(|(k, _)| Some(k.as_ref()) != skip)
         .collect();
     members.sort_unstable_by(|(a, _), (b, _)| utf16_order(a, b));
     out.push(b'{');
@@ -131,6 +140,14 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
+    use serde_json::Value;
+
+    /// The JCS of `v` as the verifier makes it: written out by serde_json, parsed as
+    /// [`Json`], canonicalized.
+    fn ours(v: &Value) -> Vec<u8> {
+        let text = serde_json::to_vec(v).unwrap();
+        to_vec(&Json::parse(&text).unwrap())
+    }
 
     fn oracle(v: &Value) -> Vec<u8> {
         serde_jcs::to_vec(v).expect("serde_jcs")
@@ -216,7 +233,7 @@ mod tests {
         for i in 0..20_000 {
             let v = random_value(&mut rng, 4);
             assert_eq!(
-                String::from_utf8_lossy(&to_vec(&v)),
+                String::from_utf8_lossy(&ours(&v)),
                 String::from_utf8_lossy(&oracle(&v)),
                 "value {i}: {v}"
             );
@@ -229,15 +246,17 @@ mod tests {
             r#"{"signature":{"x":1},"b":{"signature":2},"a":[{"signature":3}]}"#,
         )
         .expect("json");
-        let Value::Object(map) = &v else {
+        let text = serde_json::to_vec(&v).unwrap();
+        let Json::Object(members) = Json::parse(&text).unwrap() else {
             unreachable!()
         };
         assert_eq!(
-            object_without(map, "signature"),
+            object_without(&members, "signature"),
             br#"{"a":[{"signature":3}],"b":{"signature":2}}"#
         );
         let mut without = v.clone();
         without.as_object_mut().map(|m| m.remove("signature"));
-        assert_eq!(object_without(map, "signature"), oracle(&without));
+        assert_eq!(object_without(&members, "signature"), oracle(&without));
+        assert_eq!(value_to_vec(&without), oracle(&without));
     }
 }

@@ -4,8 +4,9 @@
 //! - [`token`]: one RFC 3161 time-stamp token (signature, ESS certificate binding, TSA
 //!   certificate profile, imprint, nonce);
 //! - [`path`]: certification path validation with CRLs; [`policy`]: the algorithm policy;
-//! - [`document`]: a signed FHIR Bundle (JWS or CMS over its [`jcs`] form, with its signature
-//!   timestamp); [`hpki`]: the HPKI vocabulary shared with the dev fixtures;
+//! - [`document`]: a signed FHIR Bundle (JWS or CMS over its [`jcs`] form of the [`json`]
+//!   tree, with its signature timestamp); [`hpki`]: the HPKI vocabulary shared with the dev
+//!   fixtures;
 //! - [`ers`], [`hashtree`], [`evidence`]: RFC 4998 evidence records;
 //! - [`report`]: what an investigator reads, and the judgements bulk re-verification shares.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod evidence;
 pub mod hashtree;
 pub mod hpki;
 pub mod jcs;
+pub mod json;
 pub mod path;
 pub mod policy;
 pub mod report;
