@@ -102,7 +102,8 @@ pub fn refusal(rej: Rejection) -> (Vec<u8>, Outcome) {
 
 impl Issuer {
     /// Handle one DER `TimeStampReq` from `client`; returns the DER `TimeStampResp`.
-    /// Blocks for the signature and the audit record.
+    /// Blocks for the signature and the audit record: call it from a plain or blocking thread,
+    /// not from an async task (the HTTP edge uses [`Issuer::begin`] and [`Pending::finished`]).
     pub fn handle(&self, request: &[u8], client: &str) -> (Vec<u8>, Outcome) {
         match self.begin(request, client) {
             Ok(pending) => pending.finish(),

@@ -196,16 +196,13 @@ pub struct VerifiedDocument {
 }
 
 /// RFC 8785 canonical JSON of `bundle` without its `signature` member (for building
-/// documents; verification canonicalizes the parsed [`Json`] directly).
+/// documents: the value is written out and read back as [`Json`], which verification
+/// canonicalizes directly).
 pub fn signed_bytes(bundle: &Value) -> Vec<u8> {
-    match bundle {
-        Value::Object(map) if map.contains_key("signature") => {
-            let mut without = map.clone();
-            without.remove("signature");
-            crate::jcs::value_to_vec(&Value::Object(without))
-        }
-        other => crate::jcs::value_to_vec(other),
-    }
+    let text = serde_json::to_vec(bundle).unwrap_or_default();
+    Json::parse(&text)
+        .map(|json| signed_json(&json))
+        .unwrap_or_default()
 }
 
 /// RFC 8785 canonical JSON of the parsed `bundle` without its `signature` member.

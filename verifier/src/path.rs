@@ -744,9 +744,7 @@ fn verify_cached(
     use std::sync::{Mutex, OnceLock};
     static VERIFIED: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    // The algorithm objects are statics: their address names them within this process.
-    let alg_id =
-        (alg as *const dyn aws_lc_rs::signature::VerificationAlgorithm).cast::<()>() as usize;
+    let alg_id = crate::token::algorithm_id(alg);
     for part in [&alg_id.to_be_bytes()[..], key, msg, sig] {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part);

@@ -764,7 +764,12 @@ pub(crate) fn signature_verifier(
     Err(unsupported(format!("signatureAlgorithm {oid}")))
 }
 
-/// Bit length of the modulus of a DER RSAPublicKey (0 if it does not decode).
+/// A number naming the verification algorithm `alg` within this process: the algorithm
+/// objects are statics, so their address does.
+pub(crate) fn algorithm_id(alg: &'static dyn VerificationAlgorithm) -> usize {
+    (alg as *const dyn VerificationAlgorithm).cast::<()>() as usize
+}
+
 /// Public keys parsed so far, kept per process; emptied when this many are held.
 const PARSED_KEYS: usize = 4096;
 
@@ -785,10 +790,8 @@ pub(crate) fn verify_signature(
     use std::sync::{Arc, Mutex, OnceLock};
     type Keys = Mutex<HashMap<(usize, Box<[u8]>), Arc<signature::ParsedPublicKey>>>;
     static KEYS: OnceLock<Keys> = OnceLock::new();
-    // The algorithm objects are statics: their address names them within this process.
-    let alg_id = (alg as *const dyn VerificationAlgorithm).cast::<()>() as usize;
     let keys = KEYS.get_or_init(Default::default);
-    let lookup = (alg_id, Box::<[u8]>::from(key));
+    let lookup = (algorithm_id(alg), Box::<[u8]>::from(key));
     let cached = keys.lock().ok().and_then(|k| k.get(&lookup).cloned());
     let parsed = match cached {
         Some(p) => p,
