@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use hozon_storage::Durability;
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::document::{verify_document, DocumentContext, UsagePolicy};
-use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::path::{PathCertificate, TrustAnchors};
 use hozon_verifier::report::fmt_time;
 
 use crate::model::{
@@ -148,19 +148,14 @@ pub fn prepare(
             record.doc_type = v.doc_type_code.clone();
             record.signer = v.signer.certificates.first().map(|c| c.subject.clone());
             record.signed_at = v.timestamp.as_ref().map(|t| fmt_time(t.token.gen_time));
-            let mut certs: Vec<&[u8]> = v
-                .signer
-                .certificates
-                .iter()
-                .map(|c| c.der.as_slice())
-                .collect();
+            let mut certs: Vec<&PathCertificate> = v.signer.certificates.iter().collect();
             if let Some(t) = &v.timestamp {
-                certs.extend(t.tsa_path.certificates.iter().map(|c| c.der.as_slice()));
+                certs.extend(t.tsa_path.certificates.iter());
             }
             for c in certs {
-                let o = object(c);
-                record.certificates.push(hex_id(&o.0));
-                objects.push(o);
+                // The path already knows each certificate's SHA-256 (its object id).
+                record.certificates.push(hex_id(&c.sha256));
+                objects.push((c.sha256, c.der.clone()));
             }
             for crl in &trust.crls {
                 let o = object(crl);

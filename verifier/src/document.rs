@@ -428,9 +428,9 @@ fn verify_jws(
         .collect::<Option<_>>()
         .ok_or_else(|| malformed("x5c entry is not base64"))?;
     let signer_cert = x5c.first().cloned().ok_or_else(|| malformed("empty x5c"))?;
-    let cert: rasn_pkix::Certificate = rasn::der::decode(&signer_cert)
+    let cert = crate::path::certificate(&signer_cert)
         .map_err(|e| malformed(&format!("x5c[0] is not a certificate: {e}")))?;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let spki = &cert.cert.tbs_certificate.subject_public_key_info;
     let sig = URL_SAFE_NO_PAD
         .decode(sig_b64)
         .map_err(|_| malformed("signature is not base64url"))?;

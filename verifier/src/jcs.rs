@@ -100,8 +100,24 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings need no escape at all: find the first 16-byte chunk that may (a loop the
+    // compiler vectorizes) and copy everything before it as it is.
+    let clean = bytes
+        .chunks(16)
+        .take_while(|chunk| {
+            !chunk
+                .iter()
+                .fold(false, |m, &b| m | (b < 0x20) | (b == b'"') | (b == b'\\'))
+        })
+        .count()
+        * 16;
+    if clean >= bytes.len() {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",

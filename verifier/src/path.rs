@@ -163,18 +163,63 @@ pub struct TrustAnchors {
 /// small per-process cache, since the same CA and TSA certificates come with every document
 /// of a bulk run or an ingest.
 #[derive(Clone, Debug)]
-struct Parsed(std::sync::Arc<ParsedCert>);
+pub(crate) struct Parsed(std::sync::Arc<ParsedCert>);
 
 #[derive(Debug)]
-struct ParsedCert {
-    der: Vec<u8>,
-    cert: Certificate,
+pub(crate) struct ParsedCert {
+    pub(crate) der: Vec<u8>,
+    pub(crate) cert: Certificate,
     /// The TBSCertificate exactly as it appears in `der`: what the signature covers.
     tbs: std::ops::Range<usize>,
     /// The subject as RFC 4514 text, for reports and errors.
-    subject: String,
+    pub(crate) subject: String,
     /// The serial number's content octets in hex.
     serial: String,
+    /// subjectKeyIdentifier and authorityKeyIdentifier's keyIdentifier (for issuer matching).
+    ski: Option<Vec<u8>>,
+    aki: Option<Vec<u8>>,
+    /// SHA-256 of `der` (ESS certificate ids, archive object ids), computed when first asked.
+    sha256: std::sync::OnceLock<[u8; 32]>,
+    /// The issuer keys this certificate's signature verified under: see [`Memo`].
+    verified: Memo,
+}
+
+/// The keys (with the verification algorithm) under which the signature of one cached
+/// certificate or CRL verified. The signed bytes and the signature are fixed by the DER the
+/// object is cached under, so a key found here means exactly this signature by exactly this
+/// key over exactly these bytes verified before: the same CA certificates and CRLs come with
+/// every document, and would otherwise cost an RSA verification (often RSA-4096) each time.
+/// Failures are not remembered. At most [`MEMO_KEYS`] keys are kept per object.
+#[derive(Debug, Default)]
+struct Memo(std::sync::Mutex<Vec<(usize, Box<[u8]>)>>);
+
+/// Keys remembered per certificate or CRL (one issuer is normal; a re-keyed CA may add one).
+const MEMO_KEYS: usize = 4;
+
+impl Memo {
+    /// Whether `sig` by `key` over `msg` verifies with `alg`, from memory when it did before.
+    fn verify(
+        &self,
+        alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+        key: &[u8],
+        msg: &[u8],
+        sig: &[u8],
+    ) -> bool {
+        let id = crate::token::algorithm_id(alg);
+        let known = |m: &Vec<(usize, Box<[u8]>)>| m.iter().any(|(a, k)| *a == id && **k == *key);
+        if self.0.lock().is_ok_and(|m| known(&m)) {
+            return true;
+        }
+        let ok = crate::token::verify_signature(alg, key, msg, sig);
+        if ok {
+            if let Ok(mut m) = self.0.lock() {
+                if m.len() < MEMO_KEYS && !known(&m) {
+                    m.push((id, key.into()));
+                }
+            }
+        }
+        ok
+    }
 }
 
 impl std::ops::Deref for Parsed {
@@ -219,6 +264,10 @@ fn cached<T: Clone>(
 struct ParsedCrl {
     crl: CertificateList,
     tbs: Vec<u8>,
+    /// thisUpdate, as reports print it.
+    this_update: String,
+    /// The issuer keys its signature verified under.
+    verified: Memo,
 }
 
 fn parsed_crl(der: &[u8]) -> Result<std::sync::Arc<ParsedCrl>, PathError> {
@@ -228,8 +277,19 @@ fn parsed_crl(der: &[u8]) -> Result<std::sync::Arc<ParsedCrl>, PathError> {
             rasn::der::decode(der).map_err(|e| PathError::Decode(e.to_string()))?;
         let tbs =
             rasn::der::encode(&crl.tbs_cert_list).map_err(|e| PathError::Decode(e.to_string()))?;
-        Ok(std::sync::Arc::new(ParsedCrl { crl, tbs }))
+        let this_update = fmt_time(time_to_system(&crl.tbs_cert_list.this_update));
+        Ok(std::sync::Arc::new(ParsedCrl {
+            crl,
+            tbs,
+            this_update,
+            verified: Memo::default(),
+        }))
     })
+}
+
+/// The certificate `der`, decoded once per process (see [`Parsed`]).
+pub(crate) fn certificate(der: &[u8]) -> Result<Parsed, PathError> {
+    Parsed::new(der)
 }
 
 impl Parsed {
@@ -252,13 +312,40 @@ impl Parsed {
             let serial = hex::encode(hozon_tsa::asn1::integer_content(
                 &cert.tbs_certificate.serial_number,
             ));
+            let ext = |oid: &Oid| {
+                cert.tbs_certificate
+                    .extensions
+                    .as_ref()
+                    .and_then(|exts| exts.iter().find(|e| e.extn_id == *oid))
+            };
+            let ski = ext(ID_CE_SUBJECT_KEY_IDENTIFIER)
+                .and_then(|e| rasn::der::decode::<rasn::types::OctetString>(&e.extn_value).ok())
+                .map(|k| k.to_vec());
+            let aki = ext(ID_CE_AUTHORITY_KEY_IDENTIFIER)
+                .and_then(|e| rasn::der::decode::<AuthorityKeyIdentifier>(&e.extn_value).ok())
+                .and_then(|a| a.key_identifier.map(|k| k.to_vec()));
             Ok(Parsed(std::sync::Arc::new(ParsedCert {
                 der: der.to_vec(),
                 cert,
                 tbs,
                 subject,
                 serial,
+                ski,
+                aki,
+                sha256: std::sync::OnceLock::new(),
+                verified: Memo::default(),
             })))
+        })
+    }
+
+    /// SHA-256 of the certificate's DER.
+    pub(crate) fn sha256(&self) -> [u8; 32] {
+        *self.0.sha256.get_or_init(|| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.der).as_ref(),
+            );
+            h
         })
     }
 
@@ -293,25 +380,11 @@ impl Parsed {
         }
     }
 
-    fn key_identifier(&self) -> Option<Vec<u8>> {
-        self.decode_ext::<rasn::types::OctetString>(ID_CE_SUBJECT_KEY_IDENTIFIER)
-            .ok()
-            .flatten()
-            .map(|k| k.to_vec())
-    }
-
-    fn authority_key_identifier(&self) -> Option<Vec<u8>> {
-        self.decode_ext::<AuthorityKeyIdentifier>(ID_CE_AUTHORITY_KEY_IDENTIFIER)
-            .ok()
-            .flatten()
-            .and_then(|a| a.key_identifier.map(|k| k.to_vec()))
-    }
-
     fn may_issue(&self, child: &Parsed) -> bool {
         if self.cert.tbs_certificate.subject != child.cert.tbs_certificate.issuer {
             return false;
         }
-        match (child.authority_key_identifier(), self.key_identifier()) {
+        match (&child.aki, &self.ski) {
             (Some(aki), Some(ski)) => aki == ski,
             _ => true,
         }
@@ -375,6 +448,8 @@ pub struct PathCertificate {
     pub revocation: Revocation,
     /// DER.
     pub der: Vec<u8>,
+    /// SHA-256 of `der` (computed once per process per certificate).
+    pub sha256: [u8; 32],
 }
 
 /// A path that validated.
@@ -558,7 +633,7 @@ impl Ctx<'_> {
             )
             .ok()
             .is_some_and(|(alg, _, _)| {
-                verify_cached(
+                parsed.verified.verify(
                     alg,
                     issuer
                         .cert
@@ -595,7 +670,7 @@ impl Ctx<'_> {
                 None => {
                     if status == Revocation::Unknown {
                         status = Revocation::NotRevoked {
-                            this_update: fmt_time(time_to_system(&crl.tbs_cert_list.this_update)),
+                            this_update: parsed.this_update.clone(),
                         };
                     }
                 }
@@ -643,6 +718,7 @@ impl Ctx<'_> {
                 signed_with,
                 revocation,
                 der: p.der.clone(),
+                sha256: p.sha256(),
             });
         }
         let policies: Vec<ObjectIdentifier> = ee
@@ -709,7 +785,7 @@ fn verify_signed(child: &Parsed, issuer: &Parsed) -> Result<(), PathError> {
                 reason,
             }
         })?;
-    if verify_cached(
+    if child.verified.verify(
         alg,
         spki.subject_public_key.as_raw_slice(),
         child.tbs(),
@@ -722,49 +798,6 @@ fn verify_signed(child: &Parsed, issuer: &Parsed) -> Result<(), PathError> {
             issuer: issuer.subject(),
         })
     }
-}
-
-/// Most signatures seen.
-const VERIFIED_CACHE: usize = 1 << 16;
-
-/// Verifies a signature on a certificate or CRL, remembering the ones that verified.
-///
-/// The same few CA certificates and CRLs sign every document's path, so an archive ingesting
-/// documents would otherwise verify the same RSA-4096 signatures over and over (a third of
-/// ingest time). Only successes are kept, keyed by SHA-256 over the algorithm, the key, the
-/// signed bytes and the signature: a hit means exactly this signature by exactly this key
-/// over exactly these bytes verified before. The set is bounded (emptied when full).
-fn verify_cached(
-    alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
-    key: &[u8],
-    msg: &[u8],
-    sig: &[u8],
-) -> bool {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static VERIFIED: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let alg_id = crate::token::algorithm_id(alg);
-    for part in [&alg_id.to_be_bytes()[..], key, msg, sig] {
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part);
-    }
-    let mut id = [0u8; 32];
-    id.copy_from_slice(ctx.finish().as_ref());
-    let cache = VERIFIED.get_or_init(|| Mutex::new(HashSet::new()));
-    if cache.lock().map(|c| c.contains(&id)).unwrap_or(false) {
-        return true;
-    }
-    let ok = crate::token::verify_signature(alg, key, msg, sig);
-    if ok {
-        if let Ok(mut c) = cache.lock() {
-            if c.len() >= VERIFIED_CACHE {
-                c.clear();
-            }
-            c.insert(id);
-        }
-    }
-    ok
 }
 
 fn check_validity(c: &Parsed, at: SystemTime) -> Result<(), PathError> {

@@ -248,10 +248,10 @@ pub fn verify_token(
     );
 
     // 5. Certificate profile and the tsa name.
-    check_tsa_profile(&cert)?;
-    let tsa_subject = name_to_string(&cert.tbs_certificate.subject);
+    check_tsa_profile(&cert.cert)?;
+    let tsa_subject = cert.subject.clone();
     if let Some(GeneralName::DirectoryName(name)) = &tst.tsa {
-        if *name != cert.tbs_certificate.subject {
+        if *name != cert.cert.tbs_certificate.subject {
             return Err(TokenVerifyError::TsaName {
                 tsa: name_to_string(name),
                 subject: tsa_subject,
@@ -313,8 +313,8 @@ pub(crate) struct SignedDataVerified {
     pub content: Vec<u8>,
     /// DER of the signer's certificate.
     pub cert_der: Vec<u8>,
-    /// The signer's certificate.
-    pub cert: Certificate,
+    /// The signer's certificate (decoded once per process).
+    pub cert: crate::path::Parsed,
     /// SignerInfo.digestAlgorithm.
     pub signer_digest: DigestAlgorithm,
     /// Signature algorithm.
@@ -343,7 +343,9 @@ pub(crate) fn verify_signed_data(
     detached: Option<&[u8]>,
     extra_certs: &[Vec<u8>],
 ) -> Result<SignedDataVerified, TokenVerifyError> {
-    let sd: SignedData = decode(sd_der, "SignedData")?;
+    // Raw views of the SignedData, to keep the exact bytes of certificates and attributes.
+    let sd_fields = der_children(sd_der).ok_or_else(|| malformed("SignedData TLVs"))?;
+    let sd: SignedData = decode(&without_cert_sets(sd_der, &sd_fields)?, "SignedData")?;
     let signer_infos: Vec<&SignerInfo> = sd.signer_infos.iter().collect();
     if signer_infos.len() != 1 {
         return Err(malformed(format!(
@@ -380,16 +382,14 @@ pub(crate) fn verify_signed_data(
         ));
     }
 
-    // Raw views of the SignedData, to keep the exact bytes of certificates and attributes.
-    let sd_fields = der_children(sd_der).ok_or_else(|| malformed("SignedData TLVs"))?;
-    let raw_certs: Vec<&[u8]> = sd_fields
-        .iter()
-        .find(|f| f[0] == 0xa0)
-        .and_then(|f| der_children(f))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c[0] == 0x30)
-        .collect();
+    let raw_certs: Vec<&[u8]> = match sd_fields.iter().find(|f| f[0] == 0xa0) {
+        Some(set) => der_children(set)
+            .ok_or_else(|| malformed("SignedData certificates TLVs"))?
+            .into_iter()
+            .filter(|c| c[0] == 0x30)
+            .collect(),
+        None => Vec::new(),
+    };
     let raw_si = sd_fields
         .last()
         .and_then(|f| der_children(f))
@@ -449,7 +449,6 @@ pub(crate) fn verify_signed_data(
             DigestAlgorithm::Sha1,
             &first.cert_hash,
             first.issuer_serial.as_ref(),
-            cert_der,
             &cert,
         )?;
         ess = Some(EssAttribute::V1);
@@ -461,13 +460,7 @@ pub(crate) fn verify_signed_data(
             .first()
             .ok_or_else(|| TokenVerifyError::SigningCertificate("no ESSCertIDv2".into()))?;
         let alg = digest_of(&first.hash_algorithm, "ESSCertIDv2 hashAlgorithm")?;
-        check_ess_id(
-            alg,
-            &first.cert_hash,
-            first.issuer_serial.as_ref(),
-            cert_der,
-            &cert,
-        )?;
+        check_ess_id(alg, &first.cert_hash, first.issuer_serial.as_ref(), &cert)?;
         ess = Some(EssAttribute::V2(alg));
     }
     let ess = ess.ok_or(TokenVerifyError::MissingAttribute(
@@ -477,8 +470,9 @@ pub(crate) fn verify_signed_data(
     // 4. Signature over the original attribute bytes, re-tagged as SET.
     let mut message = raw_signed_attrs.to_vec();
     message[0] = 0x31;
-    let (alg, signature_algorithm, key_bits) = verification_algorithm(si, signer_digest, &cert)?;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let (alg, signature_algorithm, key_bits) =
+        verification_algorithm(si, signer_digest, &cert.cert)?;
+    let spki = &cert.cert.tbs_certificate.subject_public_key_info;
     if !verify_signature(
         alg,
         spki.subject_public_key.as_raw_slice(),
@@ -511,13 +505,63 @@ pub(crate) fn verify_signed_data(
     })
 }
 
+/// The DER of a SignedData without its `certificates` [0] and `crls` [1] sets, for decoding:
+/// certificates are used as the raw DER found beside it (and decoded once per process by the
+/// path cache), CRLs are not used, so decoding them with every token would be wasted work.
+/// The fields must still come in the order of RFC 5652 §5.1:
+///
+/// ```text
+/// SignedData ::= SEQUENCE {
+///   version CMSVersion,
+///   digestAlgorithms DigestAlgorithmIdentifiers,
+///   encapContentInfo EncapsulatedContentInfo,
+///   certificates [0] IMPLICIT CertificateSet OPTIONAL,
+///   crls [1] IMPLICIT RevocationInfoChoices OPTIONAL,
+///   signerInfos SignerInfos }
+/// ```
+fn without_cert_sets(sd_der: &[u8], fields: &[&[u8]]) -> Result<Vec<u8>, TokenVerifyError> {
+    // The envelope the decoder no longer sees: one SEQUENCE, minimal length (DER), nothing
+    // after it.
+    let (tag, header, content) =
+        der_split(sd_der).ok_or_else(|| malformed("SignedData is not one TLV"))?;
+    let minimal = hozon_tsa::asn1::der_tlv(tag, &[]).len()
+        + match content.len() {
+            0..0x80 => 0,
+            n => (usize::BITS - n.leading_zeros()).div_ceil(8) as usize,
+        };
+    if tag != 0x30 || header != minimal || header + content.len() != sd_der.len() {
+        return Err(malformed(
+            "SignedData is not one DER SEQUENCE with a minimal length",
+        ));
+    }
+    let sets: Vec<(usize, u8)> = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f[0], 0xa0 | 0xa1))
+        .map(|(i, f)| (i, f[0]))
+        .collect();
+    let in_place = matches!(sets.as_slice(), [] | [(3, _)] | [(3, 0xa0), (4, 0xa1)]);
+    if !in_place || fields.len() != 4 + sets.len() {
+        return Err(malformed(
+            "SignedData fields are not version, digestAlgorithms, encapContentInfo, \
+             [certificates], [crls], signerInfos",
+        ));
+    }
+    let content: Vec<u8> = fields
+        .iter()
+        .filter(|f| !matches!(f[0], 0xa0 | 0xa1))
+        .flat_map(|f| f.iter().copied())
+        .collect();
+    Ok(hozon_tsa::asn1::der_tlv(0x30, &content))
+}
+
 /// Finds the certificate the SignerInfo's sid names; returns its original DER and its
 /// decoded form.
 fn find_signer_certificate<'a>(
     si: &SignerInfo,
     raw_certs: &[&'a [u8]],
     extra_certs: &'a [Vec<u8>],
-) -> Result<(&'a [u8], Certificate), TokenVerifyError> {
+) -> Result<(&'a [u8], crate::path::Parsed), TokenVerifyError> {
     let expected_version = match &si.sid {
         SignerIdentifier::IssuerAndSerialNumber(_) => 1,
         SignerIdentifier::SubjectKeyIdentifier(_) => 3,
@@ -533,10 +577,10 @@ fn find_signer_certificate<'a>(
         .copied()
         .chain(extra_certs.iter().map(Vec::as_slice));
     for der in candidates {
-        let Ok(cert) = rasn::der::decode::<Certificate>(der) else {
+        let Ok(parsed) = crate::path::certificate(der) else {
             continue;
         };
-        let tbs = &cert.tbs_certificate;
+        let tbs = &parsed.cert.tbs_certificate;
         let matches = match &si.sid {
             SignerIdentifier::IssuerAndSerialNumber(ias) => {
                 ias.serial_number == tbs.serial_number && ias.issuer == tbs.issuer
@@ -550,7 +594,7 @@ fn find_signer_certificate<'a>(
                 .is_some_and(|k| k == *ski),
         };
         if matches {
-            return Ok((der, cert));
+            return Ok((der, parsed));
         }
     }
     Err(TokenVerifyError::CertificateNotFound)
@@ -560,17 +604,20 @@ fn check_ess_id(
     alg: DigestAlgorithm,
     cert_hash: &[u8],
     issuer_serial: Option<&IssuerSerial>,
-    cert_der: &[u8],
-    cert: &Certificate,
+    cert: &crate::path::Parsed,
 ) -> Result<(), TokenVerifyError> {
-    if cert_hash != alg.digest(cert_der).as_slice() {
+    let matches = match alg {
+        DigestAlgorithm::Sha256 => cert_hash == cert.sha256(),
+        _ => cert_hash == alg.digest(&cert.der).as_slice(),
+    };
+    if !matches {
         return Err(TokenVerifyError::SigningCertificate(format!(
             "{} certHash differs from the certificate's",
             alg.name()
         )));
     }
     if let Some(is) = issuer_serial {
-        let tbs = &cert.tbs_certificate;
+        let tbs = &cert.cert.tbs_certificate;
         let issuer_named = is
             .issuer
             .iter()
