@@ -19,8 +19,14 @@
 //! - evidence only, 1 thread and all threads: documents/s and bytes/s, and bytes/s over
 //!   openssl's SHA-256 rate for the same number of cores (target ≥ 0.6), and the scaling from
 //!   1 to 2 threads (target ≥ 1.8);
-//! - with `--signatures`: documents/s on 1 and all threads, and the time a million documents
-//!   would take at that rate (target < 60 s);
+//! - the read-and-hash ceiling: every stored object read once in key order (one thread, no
+//!   hashing), and the evidence-only ratio a run doing nothing but reading and hashing would
+//!   reach, `read / (read + sha256)`; the same for the signed corpus, whose documents are
+//!   compressible FHIR (zstd decompression in the read), with its evidence-only ratio;
+//! - the `--signatures` floor: `verify_document` alone over the corpus in memory on all cores
+//!   (best of 5), and two RSA-2048 verifications per document at aws-lc-rs's rate;
+//! - with `--signatures`: documents/s on 1 and all threads (best of 3 runs), and the time a
+//!   million documents would take at that rate (target < 60 s);
 //! - per exported record, one thread: hozon's `check_evidence` (every timestamp's signature,
 //!   every path) against Bouncy Castle's `validatePresent` + `validate`, as a ratio;
 //! - peak RSS (VmHWM): the run is meant to stay bounded by the batch size.
@@ -227,13 +233,18 @@ fn main() {
         signature_floor(&pki, &trust, &docs, cores);
     }
     for threads in [1, cores] {
-        let r = verify(&archive, &trust, threads, true);
+        // Best of three runs: a few thousand documents take well under a second, which this
+        // noisy machine can halve or double.
+        let r = (0..if bench { 3 } else { 1 })
+            .map(|_| verify(&archive, &trust, threads, true))
+            .min_by(|a, b| a.elapsed_seconds.total_cmp(&b.elapsed_seconds))
+            .expect("one run");
         // SHA-1-era signatures fail ETSI's policy (SHA-1 ended 2012); everything else is valid.
         assert_eq!(r.totals.valid + r.totals.invalid, n_signed as u64);
         assert_eq!(r.totals.invalid, sha1, "{:?}", r.invalid_by_code);
         let docs = r.documents as f64 / r.elapsed_seconds;
         println!(
-            "with --signatures, {threads} thread(s): {} documents ({:.0} bytes mean) in {:.2} s = \
+            "with --signatures, {threads} thread(s), best of 3: {} documents ({:.0} bytes mean) in {:.2} s = \
              {docs:.0} documents/s; 1,000,000 would take {:.0} s at this rate (target < \
              {SIGNATURES_TARGET:.0} s)",
             r.documents,
@@ -313,7 +324,7 @@ fn signature_floor(pki: &TestPki, trust: &Trust, docs: &[GeneratedDocument], cor
         .build()
         .expect("pool");
     let mut best = 0.0f64;
-    for _ in 0..2 {
+    for _ in 0..5 {
         let t = Instant::now();
         let ok = pool.install(|| {
             docs.par_iter()
@@ -336,7 +347,7 @@ fn signature_floor(pki: &TestPki, trust: &Trust, docs: &[GeneratedDocument], cor
     }
     let rsa = limits::rsa_verify_rate(pki, cores, 4_000);
     println!(
-        "limit: verify_document alone, in memory, {cores} threads: {best:.0} documents/s (1,000,000 \
+        "limit: verify_document alone, in memory, {cores} threads, best of 5: {best:.0} documents/s (1,000,000 \
          in {:.0} s); two RSA-2048 verifications per document alone: {:.0} documents/s \
          (1,000,000 in {:.0} s)",
         1e6 / best,
