@@ -181,6 +181,10 @@ fn cf_options(cf: Cf) -> Options {
     // default), they grow with every SST file, so an ever-growing audit log grows memory.
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    // Ingest asks for every new document whether it is already stored: without a filter each
+    // such miss searches every level's index and data blocks, which grows with the archive.
+    // Ten bits per key (about 1% false positives), cached and evicted like the index.
+    table.set_bloom_filter(10.0, false);
     opts.set_block_based_table_factory(&table);
     if cf.compressed() {
         opts.set_compression_type(DBCompressionType::Zstd);
