@@ -235,7 +235,25 @@ const CERT_CACHE: usize = 4096;
 const CRL_CACHE: usize = 32;
 
 /// A per-process cache of values decoded from DER, keyed by the DER.
-type DerCache<T> = std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Box<[u8]>, T>>>;
+///
+/// Buckets are chosen by the DER's length and last 32 octets (for a certificate or CRL, the
+/// end of its signature value, as good as random) instead of a hash of the whole DER: a
+/// national CA's CRL can be megabytes, and it is looked up for every document. A lookup then
+/// compares whole DER only within its bucket.
+type DerCache<T> = std::sync::OnceLock<std::sync::Mutex<DerMap<T>>>;
+
+type DerMap<T> = std::collections::HashMap<(usize, [u8; 32]), Vec<(Box<[u8]>, T)>>;
+
+/// Entries kept in one bucket (more means DER crafted to share a length and an ending).
+const BUCKET_MAX: usize = 8;
+
+/// The bucket of `der` in a [`DerCache`].
+fn der_bucket(der: &[u8]) -> (usize, [u8; 32]) {
+    let mut tail = [0u8; 32];
+    let n = der.len().min(32);
+    tail[..n].copy_from_slice(&der[der.len() - n..]);
+    (der.len(), tail)
+}
 
 /// `cache[der]`, or `parse(der)` remembered there (failures are not remembered); the cache is
 /// emptied when it holds `bound` entries.
@@ -246,7 +264,14 @@ fn cached<T: Clone>(
     parse: impl FnOnce(&[u8]) -> Result<T, PathError>,
 ) -> Result<T, PathError> {
     let cache = cache.get_or_init(Default::default);
-    if let Some(v) = cache.lock().ok().and_then(|c| c.get(der).cloned()) {
+    let bucket = der_bucket(der);
+    let hit = cache.lock().ok().and_then(|c| {
+        c.get(&bucket)?
+            .iter()
+            .find(|(k, _)| **k == *der)
+            .map(|(_, v)| v.clone())
+    });
+    if let Some(v) = hit {
         return Ok(v);
     }
     let v = parse(der)?;
@@ -254,7 +279,13 @@ fn cached<T: Clone>(
         if c.len() >= bound {
             c.clear();
         }
-        c.insert(der.into(), v.clone());
+        let entries = c.entry(bucket).or_default();
+        if entries.len() >= BUCKET_MAX {
+            entries.clear();
+        }
+        if !entries.iter().any(|(k, _)| **k == *der) {
+            entries.push((der.into(), v.clone()));
+        }
     }
     Ok(v)
 }
@@ -878,5 +909,41 @@ fn hc_roles(c: &Parsed) -> Vec<String> {
 impl From<CertCheckError> for PathError {
     fn from(e: CertCheckError) -> Self {
         PathError::Decode(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DER sharing a length and an ending share a bucket, and are still told apart by their
+    /// whole bytes; a hit does not parse again; a crowded bucket stays bounded.
+    #[test]
+    fn der_cache_compares_whole_der_within_a_bucket() {
+        static CACHE: DerCache<u32> = std::sync::OnceLock::new();
+        let tail = [7u8; 40];
+        let a = [&[1u8, 2, 3][..], &tail].concat();
+        let b = [&[9u8, 2, 3][..], &tail].concat();
+        assert_eq!(der_bucket(&a), der_bucket(&b));
+        assert_eq!(cached(&CACHE, 100, &a, |_| Ok(1)).unwrap(), 1);
+        assert_eq!(cached(&CACHE, 100, &b, |_| Ok(2)).unwrap(), 2);
+        let again = |der: &[u8]| {
+            cached(&CACHE, 100, der, |_| -> Result<u32, PathError> {
+                panic!("a cached value was parsed again")
+            })
+            .unwrap()
+        };
+        assert_eq!((again(&a), again(&b)), (1, 2));
+        // Failures are not remembered.
+        let c = [&[5u8, 2, 3][..], &tail].concat();
+        assert!(cached(&CACHE, 100, &c, |_| Err(PathError::Decode("bad".into()))).is_err());
+        assert_eq!(cached(&CACHE, 100, &c, |_| Ok(3)).unwrap(), 3);
+        // Many colliding entries: the bucket is emptied, never grows past its bound.
+        for i in 0..40u8 {
+            let d = [&[i, 0xee][..], &tail[1..]].concat();
+            cached(&CACHE, 100, &d, |_| Ok(u32::from(i))).unwrap();
+        }
+        let map = CACHE.get().unwrap().lock().unwrap();
+        assert!(map.values().all(|v| v.len() <= BUCKET_MAX));
     }
 }

@@ -547,11 +547,10 @@ fn without_cert_sets(sd_der: &[u8], fields: &[&[u8]]) -> Result<Vec<u8>, TokenVe
              [certificates], [crls], signerInfos",
         ));
     }
-    let content: Vec<u8> = fields
-        .iter()
-        .filter(|f| !matches!(f[0], 0xa0 | 0xa1))
-        .flat_map(|f| f.iter().copied())
-        .collect();
+    let mut content = Vec::with_capacity(sd_der.len());
+    for f in fields.iter().filter(|f| !matches!(f[0], 0xa0 | 0xa1)) {
+        content.extend_from_slice(f);
+    }
     Ok(hozon_tsa::asn1::der_tlv(0x30, &content))
 }
 
