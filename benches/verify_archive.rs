@@ -316,7 +316,7 @@ fn read_floor(archive: &Archive, sha_one: Option<f64>) -> Option<f64> {
 /// documents in memory (no storage, no evidence) on all cores, and the two RSA-2048
 /// verifications per document (the signature and its timestamp) at aws-lc-rs's rate.
 fn signature_floor(pki: &TestPki, trust: &Trust, docs: &[GeneratedDocument], cores: usize) {
-    use hozon_verifier::document::{verify_document, DocumentContext};
+    use hozon_verifier::document::verify_document;
     use rayon::prelude::*;
     let now = SystemTime::now();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -329,16 +329,7 @@ fn signature_floor(pki: &TestPki, trust: &Trust, docs: &[GeneratedDocument], cor
         let ok = pool.install(|| {
             docs.par_iter()
                 .filter(|d| {
-                    let ctx = DocumentContext {
-                        anchors: &trust.anchors,
-                        crls: &trust.crls,
-                        extra_certs: &trust.extra_certs,
-                        usage: &trust.usage,
-                        remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
-                        side_token: d.side_token.as_deref(),
-                        now,
-                    };
-                    verify_document(&d.bytes, &ctx).is_ok()
+                    verify_document(&d.bytes, &trust.context(d.side_token.as_deref(), now)).is_ok()
                 })
                 .count()
         });

@@ -35,6 +35,26 @@ pub struct Trust {
     pub usage: UsagePolicy,
 }
 
+impl Trust {
+    /// What [`verify_document`] checks a document against: this trust, the document's
+    /// signature timestamp (a JWS signature's, sent beside it) and the time of the check.
+    pub fn context<'a>(
+        &'a self,
+        side_token: Option<&'a [u8]>,
+        now: SystemTime,
+    ) -> DocumentContext<'a> {
+        DocumentContext {
+            anchors: &self.anchors,
+            crls: &self.crls,
+            extra_certs: &self.extra_certs,
+            usage: &self.usage,
+            remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
+            side_token,
+            now,
+        }
+    }
+}
+
 /// How a document is taken in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mode {
@@ -125,16 +145,7 @@ pub fn prepare(
             objects,
         });
     }
-    let ctx = DocumentContext {
-        anchors: &trust.anchors,
-        crls: &trust.crls,
-        extra_certs: &trust.extra_certs,
-        usage: &trust.usage,
-        remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
-        side_token: side_token.as_deref(),
-        now,
-    };
-    match verify_document(&bytes, &ctx) {
+    match verify_document(&bytes, &trust.context(side_token.as_deref(), now)) {
         Ok(v) => {
             record.status = DocStatus::Verified;
             record.sig_format = Some(
