@@ -256,3 +256,50 @@ fn second_open_in_process_reports_lock() {
     assert!(matches!(err, StorageError::Locked(_)), "{err}");
     assert!(err.to_string().contains("locked"));
 }
+
+/// The `[CFOptions "<cf>"]` section of the newest OPTIONS file RocksDB wrote in `dir`.
+fn cf_options_on_disk(dir: &Path, cf: &str) -> String {
+    let newest = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("OPTIONS-"))
+        })
+        .max()
+        .expect("an OPTIONS file");
+    let text = std::fs::read_to_string(newest).unwrap();
+    let header = format!("[CFOptions \"{cf}\"]");
+    let start = text.find(&header).expect("the family's section") + header.len();
+    let rest = &text[start..];
+    rest[..rest.find("\n[").unwrap_or(rest.len())].to_owned()
+}
+
+/// The value of `key` in an OPTIONS section (`  key=value` lines).
+fn option<'a>(section: &'a str, key: &str) -> &'a str {
+    section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{key} in {section}"))
+}
+
+#[test]
+fn zstd_levels_reach_rocksdb() {
+    // The blob level has no setter in RocksDB's C API and is passed as an options string:
+    // a typo there would silently leave zstd's default level 3.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    drop(Store::open(&p).unwrap());
+    let docs = cf_options_on_disk(&p, "documents");
+    assert_eq!(option(&docs, "enable_blob_files"), "true");
+    assert_eq!(option(&docs, "blob_compression_type"), "kZSTD");
+    assert_eq!(option(&docs, "compression"), "kZSTD");
+    for key in ["blob_compression_opts", "compression_opts"] {
+        let opts = option(&docs, key);
+        assert!(opts.contains(";level=1;"), "{key}={opts}");
+    }
+    let meta = cf_options_on_disk(&p, "meta");
+    assert_eq!(option(&meta, "compression"), "kNoCompression");
+}
