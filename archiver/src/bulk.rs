@@ -513,25 +513,49 @@ impl<'a> Run<'a> {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
-        let crls = match load(&record.crls, "CRL")? {
+        // Captured CRLs that the archive is configured with anyway are not read and copied
+        // again for each document (a national CA's CRL can be megabytes); only others are.
+        let configured = &self.opts.trust.crls;
+        let others: Vec<String> = record
+            .crls
+            .iter()
+            .filter(|id| parse_id(id).is_none_or(|k| !configured.ids().contains(&k)))
+            .cloned()
+            .collect();
+        let others = match load(&others, "CRL")? {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
         let side = match &record.side_token {
-            Some(t) => match load(std::slice::from_ref(t), "signature timestamp")? {
-                Ok(mut v) => v.pop(),
-                Err(e) => return Ok(Err(e)),
+            // Each document has its own: read, not cached (it would only crowd out the
+            // certificates that documents share).
+            Some(t) => match parse_id(t)
+                .map(|k| self.snap.read::<Objects>(&k))
+                .transpose()?
+            {
+                Some(Some(b)) => Some(b),
+                _ => {
+                    return Ok(Err((
+                        "validation-data-missing".into(),
+                        format!(
+                            "signature timestamp {t} of the document's validation data is missing"
+                        ),
+                    )))
+                }
             },
             None => None,
         };
-        // The captured validation data first, then the archive's own (each object once: path
+        // The captured validation data, then the archive's own (each object once: path
         // validation parses every candidate it is given).
-        let mut all_crls = crls;
-        for c in &self.opts.trust.crls {
-            if !all_crls.contains(c) {
-                all_crls.push(c.clone());
-            }
-        }
+        let crls_owned: Vec<Vec<u8>>;
+        let all_crls: &[Vec<u8>] = if others.is_empty() {
+            configured
+        } else {
+            let mut all = others;
+            all.extend(configured.iter().cloned());
+            crls_owned = all;
+            &crls_owned
+        };
         let mut extra = certs;
         for c in &self.opts.trust.extra_certs {
             if !extra.contains(c) {
@@ -540,7 +564,7 @@ impl<'a> Run<'a> {
         }
         let ctx = DocumentContext {
             anchors: &self.opts.trust.anchors,
-            crls: &all_crls,
+            crls: all_crls,
             extra_certs: &extra,
             usage: &self.opts.trust.usage,
             remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,

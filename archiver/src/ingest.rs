@@ -8,6 +8,7 @@
 //! reports `duplicate` and changes nothing.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hozon_storage::Durability;
@@ -30,7 +31,7 @@ pub struct Trust {
     pub extra_certs: Vec<Vec<u8>>,
     /// CRLs, DER (captured as validation data of every document whose path they were
     /// checked against).
-    pub crls: Vec<Vec<u8>>,
+    pub crls: Crls,
     /// The remote-signature usage restriction.
     pub usage: UsagePolicy,
 }
@@ -52,6 +53,58 @@ impl Trust {
             side_token,
             now,
         }
+    }
+}
+
+/// The CRLs ingest checks against, each with its object id, computed once and shared by
+/// every document prepared against them.
+///
+/// A national CA's CRL can be megabytes. Hashing it for its id and copying it into every
+/// prepared document, as ingest did, would cost milliseconds and megabytes per document; now
+/// a document carries a reference, and [`Archive::commit`] writes each CRL once per process.
+#[derive(Clone, Debug, Default)]
+pub struct Crls {
+    der: Arc<Vec<Vec<u8>>>,
+    ids: Arc<[DocId]>,
+}
+
+impl Crls {
+    /// The CRLs `der`, with their ids (SHA-256).
+    pub fn new(der: Vec<Vec<u8>>) -> Crls {
+        let ids = der.iter().map(|c| sha256(c)).collect();
+        Crls {
+            der: Arc::new(der),
+            ids,
+        }
+    }
+
+    /// Their object ids, in order.
+    pub fn ids(&self) -> &[DocId] {
+        &self.ids
+    }
+
+    /// The CRLs with their object ids.
+    pub fn objects(&self) -> impl Iterator<Item = (&DocId, &[u8])> {
+        self.ids.iter().zip(self.der.iter().map(Vec::as_slice))
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Crls {
+    fn from(der: Vec<Vec<u8>>) -> Crls {
+        Crls::new(der)
+    }
+}
+
+impl FromIterator<Vec<u8>> for Crls {
+    fn from_iter<I: IntoIterator<Item = Vec<u8>>>(iter: I) -> Crls {
+        Crls::new(iter.into_iter().collect())
+    }
+}
+
+impl std::ops::Deref for Crls {
+    type Target = [Vec<u8>];
+    fn deref(&self) -> &[Vec<u8>] {
+        &self.der
     }
 }
 
@@ -83,8 +136,10 @@ pub struct Prepared {
     pub bytes: Vec<u8>,
     /// Its record.
     pub record: DocRecord,
-    /// Validation data objects (certificates, CRLs, side token) with their ids.
+    /// Validation data objects of this document (certificates, side token) with their ids.
     pub objects: Vec<(DocId, Vec<u8>)>,
+    /// The CRLs it was checked against (their ids are in the record), shared.
+    pub crls: Crls,
 }
 
 /// The outcome of one ingest.
@@ -143,8 +198,10 @@ pub fn prepare(
             bytes,
             record,
             objects,
+            crls: Crls::default(),
         });
     }
+    let mut crls = Crls::default();
     match verify_document(&bytes, &trust.context(side_token.as_deref(), now)) {
         Ok(v) => {
             record.status = DocStatus::Verified;
@@ -168,11 +225,8 @@ pub fn prepare(
                 record.certificates.push(hex_id(&c.sha256));
                 objects.push((c.sha256, c.der.clone()));
             }
-            for crl in &trust.crls {
-                let o = object(crl);
-                record.crls.push(hex_id(&o.0));
-                objects.push(o);
-            }
+            record.crls = trust.crls.ids().iter().map(|k| hex_id(k)).collect();
+            crls = trust.crls.clone();
         }
         Err(e) if mode.keep_unverified => {
             record.status = DocStatus::Unverified;
@@ -190,6 +244,7 @@ pub fn prepare(
         bytes,
         record,
         objects,
+        crls,
     })
 }
 
@@ -237,6 +292,12 @@ impl Archive {
         let first = self.reserve_seqs(fresh.len() as u64);
         let mut batch = self.store.batch();
         let mut objects: HashSet<DocId> = HashSet::new();
+        let stored_crls = self
+            .stored_crls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut new_crls = Vec::new();
         for (n, d) in fresh.iter().enumerate() {
             batch.put::<Objects>(&d.id, &d.bytes);
             batch.put::<Records>(&d.id, &Json(d.record.clone()));
@@ -254,8 +315,22 @@ impl Archive {
                     batch.put::<Objects>(oid, bytes);
                 }
             }
+            for (oid, bytes) in d.crls.objects() {
+                // Written once per process, not once per batch: with documents arriving
+                // one at a time, a megabyte CRL per document would be most of the WAL.
+                if objects.insert(*oid) && !stored_crls.contains(oid) {
+                    batch.put::<Objects>(oid, &bytes.to_vec());
+                    new_crls.push(*oid);
+                }
+            }
         }
         self.store.commit(batch, Durability::Durable)?;
+        if !new_crls.is_empty() {
+            self.stored_crls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(new_crls);
+        }
         metrics::counter!("hozon_archive_ingested_total").increment(fresh.len() as u64);
         Ok(outcome)
     }

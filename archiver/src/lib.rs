@@ -125,6 +125,9 @@ pub struct Archive {
     store: Arc<Store>,
     next_seq: AtomicU64,
     in_flight: Mutex<HashSet<DocId>>,
+    /// CRLs this process has durably stored (see [`ingest::Crls`]); objects are never
+    /// deleted, so these need not be written again.
+    stored_crls: Mutex<HashSet<DocId>>,
     jobs: Mutex<()>,
 }
 
@@ -143,6 +146,7 @@ impl Archive {
             store,
             next_seq: AtomicU64::new(floor.max(last)),
             in_flight: Mutex::new(HashSet::new()),
+            stored_crls: Mutex::new(HashSet::new()),
             jobs: Mutex::new(()),
         })
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
 use hozon_archiver::ingest::{prepare, Mode, Prepared, Stored, Trust};
-use hozon_archiver::model::{DocStatus, JobState, Jobs};
+use hozon_archiver::model::{DocStatus, JobState, Jobs, Objects};
 use hozon_archiver::renew::RenewalKind;
 use hozon_archiver::seal::SealWhen;
 use hozon_archiver::{Archive, ArchiveError, Settings};
@@ -429,4 +429,133 @@ fn opaque_files_are_archived_without_a_signature_check() {
     let mut reader = hozon_archiver::evidence::Reader::new(archive.store());
     let ers = reader.evidence_record(&id).unwrap();
     check_evidence(&ers, &bytes, &[]).unwrap();
+}
+
+/// A bulk signature check of every document of `archive` against `trust`: (valid or due,
+/// invalid) and the invalid ones' codes.
+fn bulk_signatures(archive: &Archive, trust: &Trust) -> (u64, u64, Vec<String>) {
+    let policy = Policy::etsi();
+    let cancel = AtomicBool::new(false);
+    let r = archive
+        .verify_all(&hozon_archiver::bulk::Options {
+            policy: &policy,
+            now: SystemTime::now(),
+            trust,
+            signatures: true,
+            renew_to: DigestAlgorithm::Sha512,
+            max_listed: 10,
+            cancel: &cancel,
+            progress: &|_, _| {},
+        })
+        .unwrap();
+    assert!(r.complete);
+    (
+        r.totals.valid + r.totals.renewal_due,
+        r.totals.invalid,
+        r.invalid_by_code.keys().cloned().collect(),
+    )
+}
+
+#[test]
+fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("archive");
+    let docs: Vec<&GeneratedDocument> = f
+        .good
+        .iter()
+        .filter(|d| d.entry.algorithm != "sha1WithRSAEncryption")
+        .take(6)
+        .collect();
+    let crl_ids = f.trust.crls.ids().to_vec();
+    assert!(!crl_ids.is_empty(), "the dev hierarchy publishes CRLs");
+    let marker = b"not the CRL: left alone unless the archive writes the CRL again".to_vec();
+    let overwrite = |archive: &Archive| {
+        let mut b = archive.store().batch();
+        for id in &crl_ids {
+            b.put::<Objects>(id, &marker);
+        }
+        archive
+            .store()
+            .commit(b, hozon_storage::Durability::Durable)
+            .unwrap();
+    };
+    let crl_objects = |archive: &Archive| -> Vec<Vec<u8>> {
+        crl_ids
+            .iter()
+            .map(|id| archive.store().get::<Objects>(id).unwrap().unwrap())
+            .collect()
+    };
+    {
+        let archive = Archive::open(&path).unwrap();
+        let commit = |d: &GeneratedDocument| {
+            let p = prepared(d, Mode::default()).unwrap();
+            assert!(p.objects.iter().all(|(id, _)| !crl_ids.contains(id)));
+            assert_eq!(
+                archive.commit(vec![p]).unwrap(),
+                [Stored::New(DocStatus::Verified)]
+            );
+        };
+        // The first commit stores every configured CRL under its SHA-256 ...
+        commit(docs[0]);
+        assert_eq!(crl_objects(&archive), *f.trust.crls);
+        // ... and later ones of this process do not write them again.
+        overwrite(&archive);
+        commit(docs[1]);
+        commit(docs[2]);
+        assert!(crl_objects(&archive).iter().all(|o| *o == marker));
+    }
+    // A new process writes them once more, then not again.
+    let archive = Archive::open(&path).unwrap();
+    let p: Vec<Prepared> = docs[3..]
+        .iter()
+        .map(|d| prepared(d, Mode::default()).unwrap())
+        .collect();
+    archive.commit(p).unwrap();
+    assert_eq!(crl_objects(&archive), *f.trust.crls);
+    // Each record names every configured CRL.
+    for d in &docs {
+        let id = hozon_archiver::ingest::sha256(&d.bytes);
+        let hozon_archiver::model::Json(record) = archive
+            .store()
+            .get::<hozon_archiver::model::Records>(&id)
+            .unwrap()
+            .unwrap();
+        let named: Vec<String> = crl_ids
+            .iter()
+            .map(|k| hozon_archiver::model::hex_id(k))
+            .collect();
+        assert_eq!(record.crls, named);
+    }
+    archive
+        .seal(
+            &tsa("tsa-1"),
+            &Settings::default(),
+            SealWhen::Force,
+            SystemTime::now(),
+        )
+        .unwrap();
+
+    // The bulk check takes configured CRLs from its configuration, and captured ones it is
+    // no longer configured with from the archive.
+    let n = docs.len() as u64;
+    let without_crls = Trust {
+        crls: Vec::new().into(),
+        ..f.trust.clone()
+    };
+    assert_eq!(bulk_signatures(&archive, &f.trust), (n, 0, vec![]));
+    assert_eq!(bulk_signatures(&archive, &without_crls), (n, 0, vec![]));
+    let mut b = archive.store().batch();
+    for id in &crl_ids {
+        b.delete::<Objects>(id);
+    }
+    archive
+        .store()
+        .commit(b, hozon_storage::Durability::Durable)
+        .unwrap();
+    assert_eq!(bulk_signatures(&archive, &f.trust), (n, 0, vec![]));
+    assert_eq!(
+        bulk_signatures(&archive, &without_crls),
+        (0, n, vec!["validation-data-missing".to_owned()])
+    );
 }

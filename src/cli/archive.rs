@@ -307,7 +307,7 @@ pub fn setup(common: &Common, need_trust: bool) -> Result<Setup> {
             Trust {
                 anchors: m.anchors,
                 extra_certs: m.extra,
-                crls: m.crls,
+                crls: m.crls.into(),
                 usage: UsagePolicy::default(),
             },
             m.anchor_ders,
