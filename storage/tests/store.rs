@@ -257,8 +257,9 @@ fn second_open_in_process_reports_lock() {
     assert!(err.to_string().contains("locked"));
 }
 
-/// The `[CFOptions "<cf>"]` section of the newest OPTIONS file RocksDB wrote in `dir`.
-fn cf_options_on_disk(dir: &Path, cf: &str) -> String {
+/// A section (`[DBOptions]`, `[CFOptions "documents"]`) of the newest OPTIONS file RocksDB
+/// wrote in `dir`.
+fn options_on_disk(dir: &Path, header: &str) -> String {
     let newest = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -271,8 +272,7 @@ fn cf_options_on_disk(dir: &Path, cf: &str) -> String {
         .max()
         .expect("an OPTIONS file");
     let text = std::fs::read_to_string(newest).unwrap();
-    let header = format!("[CFOptions \"{cf}\"]");
-    let start = text.find(&header).expect("the family's section") + header.len();
+    let start = text.find(header).expect("the section") + header.len();
     let rest = &text[start..];
     rest[..rest.find("\n[").unwrap_or(rest.len())].to_owned()
 }
@@ -286,13 +286,16 @@ fn option<'a>(section: &'a str, key: &str) -> &'a str {
 }
 
 #[test]
-fn zstd_levels_reach_rocksdb() {
+fn tuning_reaches_rocksdb() {
     // The blob level has no setter in RocksDB's C API and is passed as an options string:
     // a typo there would silently leave zstd's default level 3.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("db");
     drop(Store::open(&p).unwrap());
-    let docs = cf_options_on_disk(&p, "documents");
+    let db = options_on_disk(&p, "[DBOptions]");
+    // Write-ahead logs bounded at 256 MiB (four times the memtable budget).
+    assert_eq!(option(&db, "max_total_wal_size"), "268435456");
+    let docs = options_on_disk(&p, "[CFOptions \"documents\"]");
     assert_eq!(option(&docs, "enable_blob_files"), "true");
     assert_eq!(option(&docs, "blob_compression_type"), "kZSTD");
     assert_eq!(option(&docs, "compression"), "kZSTD");
@@ -300,6 +303,6 @@ fn zstd_levels_reach_rocksdb() {
         let opts = option(&docs, key);
         assert!(opts.contains(";level=1;"), "{key}={opts}");
     }
-    let meta = cf_options_on_disk(&p, "meta");
+    let meta = options_on_disk(&p, "[CFOptions \"meta\"]");
     assert_eq!(option(&meta, "compression"), "kNoCompression");
 }
