@@ -520,7 +520,7 @@ fn verify_cms(
     Ok(SignatureResult {
         format: SignatureFormat::Cms,
         algorithm: (signed.signature_algorithm, signed.key_bits),
-        signer_cert: signed.cert_der.clone(),
+        signer_cert: signed.cert.der.clone(),
         carried_certs: signed.certificates.clone(),
         claimed_time: signed.signing_time,
         timestamp,

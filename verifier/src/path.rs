@@ -380,6 +380,11 @@ impl Parsed {
         })
     }
 
+    /// The subjectKeyIdentifier, if the certificate has one that decodes.
+    pub(crate) fn key_identifier(&self) -> Option<&[u8]> {
+        self.ski.as_deref()
+    }
+
     fn subject(&self) -> String {
         self.subject.clone()
     }

@@ -42,9 +42,6 @@ use rasn_cms::tsp::TstInfo;
 use rasn_cms::{ContentInfo, SignedData, SignerIdentifier, SignerInfo};
 use rasn_pkix::{AlgorithmIdentifier, Attribute, Certificate, GeneralName, Time};
 
-/// id-ce-subjectKeyIdentifier `2.5.29.14`.
-const ID_CE_SUBJECT_KEY_IDENTIFIER: &Oid = Oid::const_new(&[2, 5, 29, 14]);
-
 /// Why a token does not verify. Each variant names the failed check.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenVerifyError {
@@ -239,7 +236,6 @@ pub fn verify_token(
         return Err(malformed(format!("TSTInfo version {}", tst.version)));
     }
     let cert = signed.cert;
-    let cert_der = signed.cert_der.as_slice();
     let (signer_digest, signature_algorithm, key_bits, ess) = (
         signed.signer_digest,
         signed.signature_algorithm,
@@ -298,7 +294,7 @@ pub fn verify_token(
         signature_algorithm,
         key_bits,
         ess,
-        certificate: cert_der.to_vec(),
+        certificate: cert.der.clone(),
         tst_info: tst_der,
         carried: signed.certificates.clone(),
     })
@@ -311,9 +307,7 @@ pub(crate) struct SignedDataVerified {
     pub version: u64,
     /// The signed content: the eContent, or the detached content given.
     pub content: Vec<u8>,
-    /// DER of the signer's certificate.
-    pub cert_der: Vec<u8>,
-    /// The signer's certificate (decoded once per process).
+    /// The signer's certificate (decoded once per process) with its DER.
     pub cert: crate::path::Parsed,
     /// SignerInfo.digestAlgorithm.
     pub signer_digest: DigestAlgorithm,
@@ -402,7 +396,7 @@ pub(crate) fn verify_signed_data(
         .ok_or(TokenVerifyError::MissingAttribute("signedAttrs"))?;
 
     // 2. Signer certificate.
-    let (cert_der, cert) = find_signer_certificate(si, &raw_certs, extra_certs)?;
+    let cert = find_signer_certificate(si, &raw_certs, extra_certs)?;
 
     // 3. Signed attributes.
     let attrs: Vec<&Attribute> = si
@@ -488,7 +482,6 @@ pub(crate) fn verify_signed_data(
     Ok(SignedDataVerified {
         version,
         content,
-        cert_der: cert_der.to_vec(),
         cert,
         signer_digest,
         signature_algorithm,
@@ -554,13 +547,12 @@ fn without_cert_sets(sd_der: &[u8], fields: &[&[u8]]) -> Result<Vec<u8>, TokenVe
     Ok(hozon_tsa::asn1::der_tlv(0x30, &content))
 }
 
-/// Finds the certificate the SignerInfo's sid names; returns its original DER and its
-/// decoded form.
-fn find_signer_certificate<'a>(
+/// Finds the certificate the SignerInfo's sid names, decoded (with its original DER).
+fn find_signer_certificate(
     si: &SignerInfo,
-    raw_certs: &[&'a [u8]],
-    extra_certs: &'a [Vec<u8>],
-) -> Result<(&'a [u8], crate::path::Parsed), TokenVerifyError> {
+    raw_certs: &[&[u8]],
+    extra_certs: &[Vec<u8>],
+) -> Result<crate::path::Parsed, TokenVerifyError> {
     let expected_version = match &si.sid {
         SignerIdentifier::IssuerAndSerialNumber(_) => 1,
         SignerIdentifier::SubjectKeyIdentifier(_) => 3,
@@ -584,16 +576,12 @@ fn find_signer_certificate<'a>(
             SignerIdentifier::IssuerAndSerialNumber(ias) => {
                 ias.serial_number == tbs.serial_number && ias.issuer == tbs.issuer
             }
-            SignerIdentifier::SubjectKeyIdentifier(ski) => tbs
-                .extensions
-                .iter()
-                .flat_map(|e| e.iter())
-                .find(|e| e.extn_id == *ID_CE_SUBJECT_KEY_IDENTIFIER)
-                .and_then(|e| rasn::der::decode::<rasn::types::OctetString>(&e.extn_value).ok())
-                .is_some_and(|k| k == *ski),
+            SignerIdentifier::SubjectKeyIdentifier(ski) => {
+                parsed.key_identifier() == Some(&ski[..])
+            }
         };
         if matches {
-            return Ok((der, parsed));
+            return Ok(parsed);
         }
     }
     Err(TokenVerifyError::CertificateNotFound)
