@@ -547,14 +547,12 @@ impl<'a> Run<'a> {
         };
         // The captured validation data, then the archive's own (each object once: path
         // validation parses every candidate it is given).
-        let crls_owned: Vec<Vec<u8>>;
-        let all_crls: &[Vec<u8>] = if others.is_empty() {
-            configured
+        let all_crls: std::borrow::Cow<[Vec<u8>]> = if others.is_empty() {
+            std::borrow::Cow::Borrowed(configured)
         } else {
             let mut all = others;
             all.extend(configured.iter().cloned());
-            crls_owned = all;
-            &crls_owned
+            std::borrow::Cow::Owned(all)
         };
         let mut extra = certs;
         for c in &self.opts.trust.extra_certs {
@@ -564,7 +562,7 @@ impl<'a> Run<'a> {
         }
         let ctx = DocumentContext {
             anchors: &self.opts.trust.anchors,
-            crls: all_crls,
+            crls: &all_crls,
             extra_certs: &extra,
             usage: &self.opts.trust.usage,
             remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,

@@ -115,6 +115,18 @@ fn prepared(doc: &GeneratedDocument, mode: Mode) -> Result<Prepared, String> {
     .map_err(|r| r.code)
 }
 
+/// Seals everything pending now, under TSA 1 and the default settings.
+fn seal_now(archive: &Archive) {
+    archive
+        .seal(
+            &tsa("tsa-1"),
+            &Settings::default(),
+            SealWhen::Force,
+            SystemTime::now(),
+        )
+        .unwrap();
+}
+
 /// Every good document's evidence is checked structurally and by the full report; a changed
 /// document is not covered.
 fn check_all(archive: &Archive, kinds: &[StepKind]) -> Vec<Vec<u8>> {
@@ -358,15 +370,7 @@ fn a_batch_of_one_is_covered_directly_and_bouncy_castle_agrees() {
     let archive = Archive::open(tmp.path().join("archive")).unwrap();
     let doc = prepared(&f.good[0], Mode::default()).unwrap();
     archive.commit(vec![doc]).unwrap();
-    let tsa1 = tsa("tsa-1");
-    archive
-        .seal(
-            &tsa1,
-            &Settings::default(),
-            SealWhen::Force,
-            SystemTime::now(),
-        )
-        .unwrap();
+    seal_now(&archive);
     let out = tmp.path().join("x");
     let id = hozon_archiver::ingest::sha256(&f.good[0].bytes);
     archive.export(&id, &out, &[]).unwrap();
@@ -418,14 +422,7 @@ fn opaque_files_are_archived_without_a_signature_check() {
         archive.export(&id, &tmp.path().join("e"), &[]),
         Err(ArchiveError::NotSealed(_))
     ));
-    archive
-        .seal(
-            &tsa("tsa-1"),
-            &Settings::default(),
-            SealWhen::Force,
-            SystemTime::now(),
-        )
-        .unwrap();
+    seal_now(&archive);
     let mut reader = hozon_archiver::evidence::Reader::new(archive.store());
     let ers = reader.evidence_record(&id).unwrap();
     check_evidence(&ers, &bytes, &[]).unwrap();
@@ -527,14 +524,7 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
             .collect();
         assert_eq!(record.crls, named);
     }
-    archive
-        .seal(
-            &tsa("tsa-1"),
-            &Settings::default(),
-            SealWhen::Force,
-            SystemTime::now(),
-        )
-        .unwrap();
+    seal_now(&archive);
 
     // The bulk check takes configured CRLs from its configuration, and captured ones it is
     // no longer configured with from the archive.
