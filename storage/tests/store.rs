@@ -4,7 +4,7 @@
 mod common;
 
 use common::{digest, value_for, Docs, Pend};
-use hozon_storage::{Durability, StorageError, Store, FORMAT_VERSION};
+use hozon_storage::{Cf, Durability, StorageError, Store, FORMAT_VERSION};
 use std::path::Path;
 
 #[test]
@@ -303,4 +303,25 @@ fn tuning_reaches_rocksdb() {
     assert!(blob.contains(";level=1;"), "{blob}");
     let meta = options_on_disk(&p, "[CFOptions \"meta\"]");
     assert_eq!(option(&meta, "compression"), "kNoCompression");
+    // Partitioned index and filters in every family: a whole-file filter larger than a block
+    // cache shard is read again by every lookup.
+    for cf in Cf::ALL {
+        let table = options_on_disk(
+            &p,
+            &format!("[TableOptions/BlockBasedTable \"{}\"]", cf.name()),
+        );
+        assert_eq!(
+            option(&table, "index_type"),
+            "kTwoLevelIndexSearch",
+            "{cf:?}"
+        );
+        assert_eq!(option(&table, "partition_filters"), "true", "{cf:?}");
+        assert_eq!(option(&table, "metadata_block_size"), "4096", "{cf:?}");
+        assert_eq!(
+            option(&table, "pin_top_level_index_and_filter"),
+            "true",
+            "{cf:?}"
+        );
+        assert!(option(&table, "filter_policy").contains("bloom"), "{cf:?}");
+    }
 }
