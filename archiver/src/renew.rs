@@ -501,19 +501,22 @@ impl Archive {
         let stamp = stamper.timestamp(to, &paged.root)?;
         let mut chain = 0u32;
         let mut batch = self.store.batch();
-        let ids: Vec<DocId> = doc_ids(&ids).collect();
+        // Placements are read and rewritten in key order: ids are hashes, so leaf order is
+        // random in the key space, and at a million documents nearly every read then missed
+        // the block cache (the final step took 15.7 s of a 57 s renewal).
+        let mut ids: Vec<(DocId, u64)> = doc_ids(&ids).zip(0u64..).collect();
+        ids.par_sort_unstable_by_key(|&(id, _)| id);
         let snap = self.store.snapshot();
-        let mut leaf = 0u64;
         for group in ids.chunks(1024) {
-            for (id, list) in group.iter().zip(snap.multi_get::<Placements>(group)) {
+            let keys: Vec<DocId> = group.iter().map(|&(id, _)| id).collect();
+            for ((id, leaf), list) in group.iter().zip(snap.multi_get::<Placements>(&keys)) {
                 let mut list = list?.unwrap_or_default();
                 chain = chain.max(list.0.len() as u32);
                 list.0.push(Placement {
                     tree: new_tree,
-                    leaf,
+                    leaf: *leaf,
                 });
                 batch.put::<Placements>(id, &list);
-                leaf += 1;
             }
         }
         drop(snap);
