@@ -197,6 +197,9 @@ fn cf_options(cf: Cf) -> Options {
     // whole filter again and checksummed it. Renewing 1,000,000 documents spent an eighth of
     // its CPU there (rereading filters of the documents and placements families), and the
     // cost grows with the archive; a partition is read once and cached like a data block.
+    // At 1,000,000 documents: renewal 57.1 -> 43.6 s, `verify archive` evidence-only 0.17 ->
+    // 0.23 of sha256 on 2 cores. Where everything fits the cache (300,000) the extra index
+    // level costs a few percent, within this machine's run-to-run noise.
     table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
     table.set_partition_filters(true);
     table.set_metadata_block_size(4096);
