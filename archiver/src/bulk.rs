@@ -247,6 +247,14 @@ pub struct BulkReport {
 /// `Result` of the functions returning it is a storage failure, which stops the run.)
 type Finding<T> = Result<T, (String, String)>;
 
+/// The finding for an object of a document's validation data that is not in the store.
+fn validation_data_missing(what: &str, id: &str) -> (String, String) {
+    (
+        "validation-data-missing".into(),
+        format!("{what} {id} of the document's validation data is missing"),
+    )
+}
+
 /// Per-document result of the parallel step.
 struct DocCheck {
     leaf: Option<Vec<u8>>,
@@ -499,12 +507,7 @@ impl<'a> Run<'a> {
             for o in ids {
                 match self.object(o)? {
                     Some(b) => out.push(b.as_ref().clone()),
-                    None => {
-                        return Ok(Err((
-                            "validation-data-missing".into(),
-                            format!("{what} {o} of the document's validation data is missing"),
-                        )))
-                    }
+                    None => return Ok(Err(validation_data_missing(what, o))),
                 }
             }
             Ok(Ok(out))
@@ -534,14 +537,7 @@ impl<'a> Run<'a> {
                 .transpose()?
             {
                 Some(Some(b)) => Some(b),
-                _ => {
-                    return Ok(Err((
-                        "validation-data-missing".into(),
-                        format!(
-                            "signature timestamp {t} of the document's validation data is missing"
-                        ),
-                    )))
-                }
+                _ => return Ok(Err(validation_data_missing("signature timestamp", t))),
             },
             None => None,
         };
