@@ -177,6 +177,18 @@ pub fn dir_size(p: &Path) -> u64 {
         .sum()
 }
 
+/// CPU seconds this process has used so far, user and system, all threads (RocksDB's flush
+/// and compaction threads included): `getrusage(RUSAGE_SELF)`.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: `usage` is a plain C struct that getrusage fills; it is read only on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// A line of /proc/self/status (`VmHWM`, `VmRSS`), as printed there.
 pub fn proc_status(key: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
