@@ -4,6 +4,8 @@
 //! - `HOZON_BENCH_DOCS` (default 1,000,000): opaque documents for the seal and the hash-tree
 //!   renewal (about 5 GB on disk at the default; lower it for a quick run);
 //! - `HOZON_BENCH_SIGNED` (default 3,000): signed documents for the ingest measurement.
+//! - `HOZON_BENCH_CACHE_MIB` (default 64, storage's default): the block cache, as an
+//!   archive's `block_cache_mib` sets it.
 //!
 //! Without `--bench` (`cargo test --all-targets` runs benches that way, unoptimised) it is a
 //! smoke test: 1,000 opaque and 20 signed documents by default, no openssl run, and criterion
@@ -93,10 +95,12 @@ fn main() {
         n_signed,
         cores,
         tmp,
+        cache_mib,
     } = start("hozon-bench-archive-", 1_000);
     println!(
         "archive bench{}: {cores} cores, {n_signed} signed documents for ingest, {n} opaque \
-         {DOC_SIZE}-byte documents for sealing and renewal, stores in {}",
+         {DOC_SIZE}-byte documents for sealing and renewal, block cache {cache_mib} MiB, \
+         stores in {}",
         if bench {
             ""
         } else {

@@ -10,6 +10,8 @@
 //! - `HOZON_BENCH_BC` (default 2,000): exported evidence records verified by hozon and by
 //!   Bouncy Castle 1.72's ERS (`benches/ers/ErsBench.java`, needs `javac` and Debian's
 //!   libbcpkix-java).
+//! - `HOZON_BENCH_CACHE_MIB` (default 64, storage's default): the block cache, as an
+//!   archive's `block_cache_mib` sets it.
 //!
 //! Without `--bench` (under `cargo test --all-targets`) it is a smoke test: 2,000 opaque, 20
 //! signed documents, 20 records, no openssl run.
@@ -129,10 +131,11 @@ fn main() {
         n_signed,
         cores,
         tmp,
+        cache_mib,
     } = start("hozon-bench-verify-", 2_000);
     println!(
         "verify-archive bench{}: {cores} cores, {n} opaque {DOC_SIZE}-byte documents, \
-         {n_signed} signed documents, stores in {}",
+         {n_signed} signed documents, block cache {cache_mib} MiB, stores in {}",
         if bench {
             ""
         } else {

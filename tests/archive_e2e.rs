@@ -231,7 +231,7 @@ fn serve_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &cfg,
         "[archive]\nlisten = \"127.0.0.1:0\"\nbatch_size = 16\nbatch_age_secs = 1\n\
-         seal_check_secs = 1\ntsa_rounds = 2\ntsa_backoff_ms = 100\n",
+         seal_check_secs = 1\ntsa_rounds = 2\ntsa_backoff_ms = 100\nblock_cache_mib = 96\n",
     )
     .unwrap();
     cfg

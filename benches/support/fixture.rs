@@ -216,11 +216,21 @@ pub struct BenchRun {
     pub n_signed: usize,
     pub cores: usize,
     pub tmp: tempfile::TempDir,
+    /// `HOZON_BENCH_CACHE_MIB`: the stores' block cache (the archive's `block_cache_mib`),
+    /// storage's default unless set; applied by [`start`].
+    pub cache_mib: usize,
 }
 
 pub fn start(prefix: &str, smoke_docs: usize) -> BenchRun {
     let bench = std::env::args().any(|a| a == "--bench");
+    let cache_mib = env_usize(
+        "HOZON_BENCH_CACHE_MIB",
+        hozon_storage::DEFAULT_BLOCK_CACHE >> 20,
+    )
+    .max(1);
+    hozon_storage::set_block_cache_capacity(cache_mib << 20);
     BenchRun {
+        cache_mib,
         bench,
         n: env_usize(
             "HOZON_BENCH_DOCS",

@@ -256,6 +256,10 @@ pub fn serve(setup: Setup, listen: Option<String>, keep_unverified: bool) -> Res
         )
     })?;
     let archive = Arc::new(open(&section)?);
+    tracing::info!(
+        mib = archive.store().block_cache_capacity()? >> 20,
+        "block cache ([archive] block_cache_mib)"
+    );
     let pool = Arc::new(tsa_pool(&setup)?);
     let policy = Arc::new(policy(&section.policy, section.renewal_window_days)?);
     let stop = Arc::new(AtomicBool::new(false));

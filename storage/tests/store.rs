@@ -325,3 +325,20 @@ fn tuning_reaches_rocksdb() {
         assert!(option(&table, "filter_policy").contains("bloom"), "{cf:?}");
     }
 }
+
+/// The only test that changes the process-wide cache: others never depend on its size.
+#[test]
+fn block_cache_capacity_is_set_for_open_and_later_stores() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let first = Store::open(a.path().join("s")).unwrap();
+    hozon_storage::set_block_cache_capacity(256 << 20);
+    assert_eq!(first.block_cache_capacity().unwrap(), 256 << 20);
+    let second = Store::open(b.path().join("s")).unwrap();
+    assert_eq!(second.block_cache_capacity().unwrap(), 256 << 20);
+    hozon_storage::set_block_cache_capacity(hozon_storage::DEFAULT_BLOCK_CACHE);
+    assert_eq!(
+        first.block_cache_capacity().unwrap(),
+        hozon_storage::DEFAULT_BLOCK_CACHE
+    );
+}
