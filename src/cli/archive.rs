@@ -334,12 +334,12 @@ pub fn setup(common: &Common, need_trust: bool) -> Result<Setup> {
 
 /// Opens the archive store under the data directory.
 pub fn open(section: &ArchiveSection) -> Result<Archive> {
-    std::fs::create_dir_all(&section.data)
-        .with_context(|| format!("creating {}", section.data.display()))?;
-    let path = section.data.join("archive");
     if section.block_cache_mib == 0 {
         bail!("[archive] block_cache_mib must be at least 1");
     }
+    std::fs::create_dir_all(&section.data)
+        .with_context(|| format!("creating {}", section.data.display()))?;
+    let path = section.data.join("archive");
     hozon_storage::set_block_cache_capacity(section.block_cache_mib.saturating_mul(1 << 20));
     Archive::open(&path).with_context(|| format!("opening the archive at {}", path.display()))
 }
