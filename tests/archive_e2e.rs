@@ -526,3 +526,28 @@ fn sigkill_during_sealing_and_renewal_loses_nothing() {
         export_verifies(&w, &data, id);
     }
 }
+
+/// `[archive] block_cache_mib`: a usable size opens the archive; 0 is refused with the key's
+/// name before anything is created.
+#[test]
+fn block_cache_setting_is_read_and_zero_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let status = |mib: &str, data: &Path| {
+        let cfg = tmp.path().join(format!("cache-{mib}.toml"));
+        std::fs::write(&cfg, format!("[archive]\nblock_cache_mib = {mib}\n")).unwrap();
+        cli::hozon(&["archive", "status", "--data", s(data), "--config", s(&cfg)])
+    };
+    let good = tmp.path().join("good");
+    let out = status("8", &good);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(good.join("archive").is_dir());
+    let zero = tmp.path().join("zero");
+    let out = status("0", &zero);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("block_cache_mib must be at least 1"),
+        "{}",
+        text(&out)
+    );
+    assert!(!zero.exists(), "nothing is created for a bad configuration");
+}
