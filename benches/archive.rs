@@ -5,7 +5,8 @@
 //!   renewal (about 5 GB on disk at the default; lower it for a quick run);
 //! - `HOZON_BENCH_SIGNED` (default 3,000): signed documents for the ingest measurement.
 //! - `HOZON_BENCH_CACHE_MIB` (default 64, storage's default): the block cache, as an
-//!   archive's `block_cache_mib` sets it.
+//!   archive's `block_cache_mib` sets it;
+//! - `HOZON_BENCH_HTTP_CONNS` (default 32): keep-alive connections of the HTTP ingest.
 //!
 //! Without `--bench` (`cargo test --all-targets` runs benches that way, unoptimised) it is a
 //! smoke test: 1,000 opaque and 20 signed documents by default, no openssl run, and criterion
@@ -24,6 +25,12 @@
 //!   against the 200 µs that 10,000/s allows on 2 cores: it says which side to make
 //!   cheaper, though on this shared host it moves from round to round as well (225 to
 //!   370 µs in one run), so the least of the rounds is printed;
+//! - ingest over HTTP, the main service's path: the same signed documents POSTed one per
+//!   request to a real `hozon archive serve` process (release build, fresh data directory
+//!   each round, sealing kept out of the run) from `HOZON_BENCH_HTTP_CONNS` connections of a
+//!   load generator in this process, on the same cores. Documents/s (best of 5; every reply
+//!   must be 201), and the CPU per document of the server (`/proc/PID/stat`) and of the load
+//!   generator. The flush of the server's last memtable falls outside the run;
 //! - sealing (target ≤ 5 s for 1,000,000 documents, one TSA call): `HOZON_BENCH_DOCS`
 //!   opaque 5 KiB documents are ingested (generating that many signed documents would take
 //!   the better part of an hour), then sealed as one batch; seconds, split at the TSA call;
@@ -40,6 +47,8 @@
 mod allocator;
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/http_ingest.rs"]
+mod http_ingest;
 #[path = "support/limits.rs"]
 mod limits;
 
@@ -254,6 +263,58 @@ fn main() {
         (ingest_cpu - verify_cpu) * 1e6,
         budget * 1e6,
         budget / ingest_cpu
+    );
+
+    // The same documents over HTTP, one per request, as the main service sends them: a real
+    // `hozon archive serve` process, and the load generator in this process on the same cores.
+    let pki_dir = tmp.path().join("pki");
+    pki.write(&pki_dir).expect("dev hierarchy on disk");
+    let conns = env_usize("HOZON_BENCH_HTTP_CONNS", 32).max(1);
+    let posts: Vec<(Vec<u8>, Option<Vec<u8>>)> = docs
+        .iter()
+        .map(|d| (d.bytes.clone(), d.side_token.clone()))
+        .collect();
+    let mut http_runs = Vec::new();
+    for r in 0..rounds {
+        let dir = tmp.path().join(format!("http-{r}"));
+        let run = http_ingest::run(&dir, &pki_dir, &posts, conns);
+        assert_eq!(
+            (run.created, run.other),
+            (n_signed, 0),
+            "every document stored over HTTP (first other replies: {:?})",
+            run.other_examples
+        );
+        http_runs.push(run);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    drop(posts);
+    let http_rates: Vec<f64> = http_runs
+        .iter()
+        .map(|r| r.created as f64 / r.seconds)
+        .collect();
+    let (best, http_rate) = http_runs
+        .iter()
+        .zip(http_rates.iter().copied())
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("one round");
+    let least = |f: fn(&http_ingest::HttpRun) -> f64| {
+        http_runs
+            .iter()
+            .map(|r| f(r) / r.created.max(1) as f64 * 1e6)
+            .fold(f64::INFINITY, f64::min)
+    };
+    println!(
+        "ingest over HTTP (`archive serve`, one document per POST, {conns} keep-alive \
+         connections, load generator on the same cores), best of {rounds}: {} stored in {:.2} s \
+         = {http_rate:.0} documents/s (rounds {}); {:.3} of the {INGEST_TARGET:.0}/s target; \
+         CPU per document, least of the rounds: server {:.0} µs, load generator {:.0} µs \
+         (the last memtable's flush not included)",
+        best.created,
+        best.seconds,
+        per_round(&http_rates),
+        http_rate / INGEST_TARGET,
+        least(|r| r.server_cpu),
+        least(|r| r.client_cpu),
     );
 
     // Bulk ingest of opaque documents, then sealing.

@@ -36,6 +36,12 @@ impl Proc {
         Proc { child, url }
     }
 
+    /// Its process id.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM and wait: graceful shutdown must exit 0.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
