@@ -359,7 +359,34 @@ fn http_ingest_sealing_and_sigkill_during_ingest() {
         assert_eq!(st, 422, "{} {body}", e["file"]);
         assert_eq!(body["code"], e["error"], "{}", e["file"]);
     }
-    wait_sealed(&http, &base, 30..=30);
+    // The same documents from many clients at once: concurrent requests share durable
+    // writes, and each document is stored exactly once, whichever write it lands in.
+    let racers: Vec<std::thread::JoinHandle<(String, u16, String)>> = good[30..34]
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(*e, 8))
+        .map(|e| {
+            let (base, corpus, e) = (base.clone(), w.corpus.clone(), e.clone());
+            std::thread::spawn(move || {
+                let (st, body) = post_doc(&client(), &base, &corpus, &e).unwrap();
+                let id = body["id"].as_str().unwrap_or_default().to_owned();
+                (e["file"].as_str().unwrap().to_owned(), st, id)
+            })
+        })
+        .collect();
+    let mut raced: std::collections::BTreeMap<String, Vec<(u16, String)>> = Default::default();
+    for r in racers {
+        let (file, st, id) = r.join().unwrap();
+        raced.entry(file).or_default().push((st, id));
+    }
+    assert_eq!(raced.len(), 4);
+    for (file, replies) in &raced {
+        let created = replies.iter().filter(|(st, _)| *st == 201).count();
+        let duplicates = replies.iter().filter(|(st, _)| *st == 200).count();
+        assert_eq!((created, duplicates), (1, 7), "{file}: {replies:?}");
+        assert!(replies.iter().all(|(_, id)| *id == replies[0].1), "{file}");
+        acked.push(replies[0].1.clone());
+    }
+    wait_sealed(&http, &base, 34..=34);
     let r = http
         .get(format!("{base}/documents/{}/evidence", acked[3]))
         .bearer_auth(API_TOKEN)
@@ -374,7 +401,7 @@ fn http_ingest_sealing_and_sigkill_during_ingest() {
     let poster = {
         let base = base.clone();
         let corpus = w.corpus.clone();
-        let rest: Vec<serde_json::Value> = good[30..].iter().map(|e| (*e).clone()).collect();
+        let rest: Vec<serde_json::Value> = good[34..].iter().map(|e| (*e).clone()).collect();
         std::thread::spawn(move || {
             let http = client();
             let mut acked = Vec::new();
@@ -391,7 +418,7 @@ fn http_ingest_sealing_and_sigkill_during_ingest() {
     server.kill9();
     acked.extend(poster.join().unwrap());
     assert!(
-        acked.len() > 30,
+        acked.len() > 34,
         "nothing was acknowledged after the restart point"
     );
 
