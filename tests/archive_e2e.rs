@@ -82,7 +82,7 @@ fn world(label: &str) -> World {
         "3",
     ]));
 
-    let token = softhsm::Token::new(label);
+    let token = softhsm::Token::isolated(label);
     let cfg = tmp.path().join("tsa.toml");
     let tsa_cert = tmp.path().join("tsa.pem");
     std::fs::write(

@@ -277,7 +277,7 @@ fn development_tsa_end_to_end() {
 
 #[test]
 fn pkcs11_tsa_from_config() {
-    let token = softhsm::Token::new("hozon-e2e");
+    let token = softhsm::Token::isolated("hozon-e2e");
     let tmp = tempfile::tempdir().unwrap();
     let cfg_path: PathBuf = tmp.path().join("hozon.toml");
     let cert = tmp.path().join("tsa.pem");

@@ -59,6 +59,21 @@ fn init() -> SoftHsm {
         Path::new(MODULE).exists(),
         "{MODULE} not found: install the softhsm2 package (scripts/install-deps)"
     );
+    let (dir, conf) = new_dir();
+    // Before any PKCS#11 call in this process (see the module documentation).
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    for label in TOKENS {
+        init_token(&conf, label);
+    }
+    SoftHsm {
+        dir,
+        conf,
+        module: PathBuf::from(MODULE),
+    }
+}
+
+/// A new SoftHSM directory with an empty `tokens/` and its configuration file.
+fn new_dir() -> (PathBuf, PathBuf) {
     let parent = std::env::temp_dir();
     remove_stale_dirs(&parent);
     let dir = tempfile::Builder::new()
@@ -77,16 +92,7 @@ fn init() -> SoftHsm {
         ),
     )
     .expect("softhsm2.conf");
-    // Before any PKCS#11 call in this process (see the module documentation).
-    std::env::set_var("SOFTHSM2_CONF", &conf);
-    for label in TOKENS {
-        init_token(&conf, label);
-    }
-    SoftHsm {
-        dir,
-        conf,
-        module: PathBuf::from(MODULE),
-    }
+    (dir, conf)
 }
 
 fn init_token(conf: &Path, label: &str) {
@@ -143,6 +149,20 @@ impl Token {
         Token {
             label: label.to_string(),
             conf: hsm.conf.clone(),
+        }
+    }
+
+    /// A token alone in a SoftHSM directory of its own, for a test that uses it only from
+    /// child processes (give them `conf` as `SOFTHSM2_CONF`). Tokens of one directory share
+    /// SoftHSM's file store, which races when one process creates objects while another
+    /// lists tokens (SoftHSMv2 #573): `tsa cert` in one test failed with CKR_GENERAL_ERROR
+    /// in `C_GetTokenInfo` while a parallel test generated its key.
+    pub fn isolated(label: &str) -> Token {
+        let (_, conf) = new_dir();
+        init_token(&conf, label);
+        Token {
+            label: label.to_string(),
+            conf,
         }
     }
 
