@@ -18,7 +18,8 @@ use hozon_verifier::path::{PathCertificate, TrustAnchors};
 use hozon_verifier::report::fmt_time;
 
 use crate::model::{
-    hex_id, unix, DocId, DocRecord, DocStatus, Json, Objects, Pending, PendingEntry, Records,
+    hex_id, parse_id, unix, DocId, DocRecord, DocStatus, Json, Objects, Pending, PendingEntry,
+    Records,
 };
 use crate::{Archive, ArchiveError};
 
@@ -107,6 +108,10 @@ impl std::ops::Deref for Crls {
         &self.der
     }
 }
+
+/// Most ids of shared validation data an [`Archive`] remembers as stored (32 bytes each,
+/// 2 MiB of ids): far more than the certificates and CRLs of the signers active at once.
+pub const STORED_OBJECTS_MAX: usize = 65_536;
 
 /// How a document is taken in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -291,45 +296,59 @@ impl Archive {
         }
         let first = self.reserve_seqs(fresh.len() as u64);
         let mut batch = self.store.batch();
+        // Objects written by this batch, and the shared ones among them.
         let mut objects: HashSet<DocId> = HashSet::new();
-        let stored_crls = self
-            .stored_crls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut new_crls = Vec::new();
-        for (n, d) in fresh.iter().enumerate() {
-            batch.put::<Objects>(&d.id, &d.bytes);
-            batch.put::<Records>(&d.id, &Json(d.record.clone()));
-            batch.put::<Pending>(
-                &(first + n as u64),
-                &PendingEntry {
-                    id: d.id,
-                    at: d.record.ingested_at,
-                },
-            );
-            for (oid, bytes) in &d.objects {
-                // Content-addressed: a certificate shared by many documents is written once
-                // per batch (and rewriting it with the same bytes changes nothing).
-                if objects.insert(*oid) {
-                    batch.put::<Objects>(oid, bytes);
+        let mut shared = Vec::new();
+        {
+            let stored = self
+                .stored_objects
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (n, d) in fresh.iter().enumerate() {
+                batch.put::<Objects>(&d.id, &d.bytes);
+                batch.put::<Records>(&d.id, &Json(d.record.clone()));
+                batch.put::<Pending>(
+                    &(first + n as u64),
+                    &PendingEntry {
+                        id: d.id,
+                        at: d.record.ingested_at,
+                    },
+                );
+                // A JWS document's side token is its own; everything else it refers to
+                // (signer and TSA chains, CRLs) is shared by many documents.
+                let side = d.record.side_token.as_deref().and_then(parse_id);
+                for (oid, bytes) in &d.objects {
+                    if Some(*oid) == side {
+                        batch.put::<Objects>(oid, bytes);
+                    } else if objects.insert(*oid) && !stored.contains(oid) {
+                        // Content-addressed and never deleted: a certificate is written
+                        // once per process, not with every document. Documents arriving
+                        // one request at a time, a few per durable write, rewrote their
+                        // chains each time: kilobytes per document in the WAL.
+                        batch.put::<Objects>(oid, bytes);
+                        shared.push(*oid);
+                    }
                 }
-            }
-            for (oid, bytes) in d.crls.objects() {
-                // Written once per process, not once per batch: with documents arriving
-                // one at a time, a megabyte CRL per document would be most of the WAL.
-                if objects.insert(*oid) && !stored_crls.contains(oid) {
-                    batch.put::<Objects>(oid, &bytes.to_vec());
-                    new_crls.push(*oid);
+                for (oid, bytes) in d.crls.objects() {
+                    // Likewise; a megabyte CRL per document would be most of the WAL.
+                    if objects.insert(*oid) && !stored.contains(oid) {
+                        batch.put::<Objects>(oid, &bytes.to_vec());
+                        shared.push(*oid);
+                    }
                 }
             }
         }
         self.store.commit(batch, Durability::Durable)?;
-        if !new_crls.is_empty() {
-            self.stored_crls
+        // Only once they are on disk.
+        if !shared.is_empty() {
+            let mut stored = self
+                .stored_objects
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(new_crls);
+                .unwrap_or_else(|p| p.into_inner());
+            if stored.len() + shared.len() > STORED_OBJECTS_MAX {
+                stored.clear();
+            }
+            stored.extend(shared);
         }
         metrics::counter!("hozon_archive_ingested_total").increment(fresh.len() as u64);
         Ok(outcome)

@@ -125,9 +125,11 @@ pub struct Archive {
     store: Arc<Store>,
     next_seq: AtomicU64,
     in_flight: Mutex<HashSet<DocId>>,
-    /// CRLs this process has durably stored (see [`ingest::Crls`]); objects are never
-    /// deleted, so these need not be written again.
-    stored_crls: Mutex<HashSet<DocId>>,
+    /// Shared validation data (certificates, CRLs: see [`ingest::Crls`]) this process has
+    /// durably stored; objects are never deleted, so these need not be written again. At
+    /// most [`ingest::STORED_OBJECTS_MAX`] ids: when full it starts again empty, and an
+    /// object it forgot is merely written once more.
+    stored_objects: Mutex<HashSet<DocId>>,
     jobs: Mutex<()>,
 }
 
@@ -146,7 +148,7 @@ impl Archive {
             store,
             next_seq: AtomicU64::new(floor.max(last)),
             in_flight: Mutex::new(HashSet::new()),
-            stored_crls: Mutex::new(HashSet::new()),
+            stored_objects: Mutex::new(HashSet::new()),
             jobs: Mutex::new(()),
         })
     }

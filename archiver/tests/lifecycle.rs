@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
 use hozon_archiver::ingest::{prepare, Mode, Prepared, Stored, Trust};
-use hozon_archiver::model::{DocStatus, JobState, Jobs, Objects};
+use hozon_archiver::model::{DocId, DocStatus, JobState, Jobs, Objects};
 use hozon_archiver::renew::RenewalKind;
 use hozon_archiver::seal::SealWhen;
 use hozon_archiver::{Archive, ArchiveError, Settings};
@@ -548,4 +548,71 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
         bulk_signatures(&archive, &without_crls),
         (0, n, vec!["validation-data-missing".to_owned()])
     );
+}
+
+#[test]
+fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_document() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("archive");
+    // JWS documents: each has its own side token, and all share Test TSA 1's chain.
+    let jws: Vec<&GeneratedDocument> = f.good.iter().filter(|d| d.side_token.is_some()).collect();
+    assert!(jws.len() >= 3, "the mixed corpus has JWS documents");
+    let side_id =
+        |d: &GeneratedDocument| hozon_archiver::ingest::sha256(d.side_token.as_ref().unwrap());
+    let certs = |p: &Prepared, side: DocId| -> Vec<DocId> {
+        p.objects
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != side)
+            .collect()
+    };
+    let marker = b"not a certificate: left alone unless the archive writes it again".to_vec();
+    let get = |archive: &Archive, id: &DocId| archive.store().get::<Objects>(id).unwrap().unwrap();
+    let first = prepared(jws[0], Mode::default()).unwrap();
+    let first_certs = certs(&first, side_id(jws[0]));
+    assert!(first_certs.len() >= 2, "a signer chain and a TSA chain");
+    {
+        let archive = Archive::open(&path).unwrap();
+        archive.commit(vec![first.clone()]).unwrap();
+        for (id, der) in &first.objects {
+            assert_eq!(get(&archive, id), *der);
+        }
+        let mut b = archive.store().batch();
+        for id in &first_certs {
+            b.put::<Objects>(id, &marker);
+        }
+        archive
+            .store()
+            .commit(b, hozon_storage::Durability::Durable)
+            .unwrap();
+        // A later document of this process: the certificates already written stay as they
+        // are, its new ones and its own side token are written.
+        let second = prepared(jws[1], Mode::default()).unwrap();
+        let second_certs = certs(&second, side_id(jws[1]));
+        let shared: Vec<&DocId> = second_certs
+            .iter()
+            .filter(|id| first_certs.contains(id))
+            .collect();
+        assert!(!shared.is_empty(), "both carry Test TSA 1's certificate");
+        assert_eq!(
+            archive.commit(vec![second.clone()]).unwrap(),
+            [Stored::New(DocStatus::Verified)]
+        );
+        for (id, der) in &second.objects {
+            let want = if shared.contains(&id) { &marker } else { der };
+            assert_eq!(get(&archive, id), *want);
+        }
+        assert_eq!(
+            get(&archive, &side_id(jws[1])),
+            *jws[1].side_token.as_ref().unwrap()
+        );
+    }
+    // A new process writes them once more.
+    let archive = Archive::open(&path).unwrap();
+    let third = prepared(jws[2], Mode::default()).unwrap();
+    archive.commit(vec![third.clone()]).unwrap();
+    for (id, der) in &third.objects {
+        assert_eq!(get(&archive, id), *der);
+    }
 }
