@@ -31,7 +31,8 @@ pub struct HttpRun {
     pub client_cpu: f64,
 }
 
-/// User + system CPU seconds of process `pid` so far (`/proc/PID/stat`, fields 14 and 15).
+/// User + system CPU seconds of another process `pid` so far (`/proc/PID/stat`, fields 14
+/// and 15); this process's own is [`crate::fixture::cpu_seconds`].
 fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
@@ -101,7 +102,7 @@ pub fn run(dir: &Path, pki: &Path, docs: &[(Vec<u8>, Option<Vec<u8>>)], conns: u
         .enable_all()
         .build()
         .expect("runtime");
-    let (server_cpu0, client_cpu0) = (proc_cpu(pid), proc_cpu(std::process::id()));
+    let (server_cpu0, client_cpu0) = (proc_cpu(pid), crate::fixture::cpu_seconds());
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let created = Arc::new(AtomicUsize::new(0));
@@ -166,7 +167,7 @@ pub fn run(dir: &Path, pki: &Path, docs: &[(Vec<u8>, Option<Vec<u8>>)], conns: u
     let seconds = start.elapsed().as_secs_f64();
     let (server_cpu, client_cpu) = (
         proc_cpu(pid) - server_cpu0,
-        proc_cpu(std::process::id()) - client_cpu0,
+        crate::fixture::cpu_seconds() - client_cpu0,
     );
     server.stop();
     let (n_other, examples) = std::mem::take(&mut *other.lock().unwrap());

@@ -82,14 +82,7 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("archive-commit".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < GROUP_MAX {
-                        match rx.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
-                        }
-                    }
+                while let Some(group) = hozon_tsa::audit::next_group(&rx, GROUP_MAX) {
                     let (docs, replies): (Vec<Prepared>, Vec<CommitReply>) =
                         group.into_iter().unzip();
                     metrics::histogram!("hozon_archive_commit_documents").record(docs.len() as f64);

@@ -314,6 +314,21 @@ impl Drop for Worker {
 /// Most records written in one batch.
 const MAX_GROUP: usize = 1024;
 
+/// The next group of a group commit: waits for one item, then takes every item already
+/// waiting, up to `max` in all. `None` once every sender is gone and nothing is left.
+///
+/// The audit writer takes its records this way, and `hozon archive serve` its documents.
+pub fn next_group<T>(rx: &mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let mut group = vec![rx.recv().ok()?];
+    while group.len() < max {
+        match rx.try_recv() {
+            Ok(item) => group.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 impl AuditWriter {
     /// Start the writer thread. Fails if the sink's newest entry cannot be read.
     pub fn start(mut sink: Box<dyn AuditSink>) -> Result<AuditWriter, AuditError> {
@@ -327,14 +342,7 @@ impl AuditWriter {
         let handle = std::thread::Builder::new()
             .name("tsa-audit".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(item) => group.push(item),
-                            Err(_) => break,
-                        }
-                    }
+                while let Some(group) = next_group(&rx, MAX_GROUP) {
                     let mut entries = Vec::with_capacity(group.len());
                     let mut h = head;
                     for (i, (rec, _)) in group.iter().enumerate() {
@@ -419,6 +427,20 @@ impl AuditSink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_group_takes_what_waits_up_to_max_then_ends_with_the_senders() {
+        let (tx, rx) = mpsc::channel();
+        for i in 0..5 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(next_group(&rx, 3), Some(vec![0, 1, 2]));
+        assert_eq!(next_group(&rx, 3), Some(vec![3, 4]));
+        tx.send(5).unwrap();
+        drop(tx);
+        assert_eq!(next_group(&rx, 3), Some(vec![5]));
+        assert_eq!(next_group(&rx, 3), None);
+    }
 
     fn rec(i: u8) -> AuditRecord {
         AuditRecord {
