@@ -430,6 +430,19 @@ fn opaque_files_are_archived_without_a_signature_check() {
 
 /// A bulk signature check of every document of `archive` against `trust`: (valid or due,
 /// invalid) and the invalid ones' codes.
+/// Replaces the stored objects `ids` with `marker`, which stays only if the archive does not
+/// write them again.
+fn overwrite(archive: &Archive, ids: &[DocId], marker: &[u8]) {
+    let mut b = archive.store().batch();
+    for id in ids {
+        b.put::<Objects>(id, &marker.to_vec());
+    }
+    archive
+        .store()
+        .commit(b, hozon_storage::Durability::Durable)
+        .unwrap();
+}
+
 fn bulk_signatures(archive: &Archive, trust: &Trust) -> (u64, u64, Vec<String>) {
     let policy = Policy::etsi();
     let cancel = AtomicBool::new(false);
@@ -467,16 +480,6 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
     let crl_ids = f.trust.crls.ids().to_vec();
     assert!(!crl_ids.is_empty(), "the dev hierarchy publishes CRLs");
     let marker = b"not the CRL: left alone unless the archive writes the CRL again".to_vec();
-    let overwrite = |archive: &Archive| {
-        let mut b = archive.store().batch();
-        for id in &crl_ids {
-            b.put::<Objects>(id, &marker);
-        }
-        archive
-            .store()
-            .commit(b, hozon_storage::Durability::Durable)
-            .unwrap();
-    };
     let crl_objects = |archive: &Archive| -> Vec<Vec<u8>> {
         crl_ids
             .iter()
@@ -497,7 +500,7 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
         commit(docs[0]);
         assert_eq!(crl_objects(&archive), *f.trust.crls);
         // ... and later ones of this process do not write them again.
-        overwrite(&archive);
+        overwrite(&archive, &crl_ids, &marker);
         commit(docs[1]);
         commit(docs[2]);
         assert!(crl_objects(&archive).iter().all(|o| *o == marker));
@@ -578,14 +581,7 @@ fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_d
         for (id, der) in &first.objects {
             assert_eq!(get(&archive, id), *der);
         }
-        let mut b = archive.store().batch();
-        for id in &first_certs {
-            b.put::<Objects>(id, &marker);
-        }
-        archive
-            .store()
-            .commit(b, hozon_storage::Durability::Durable)
-            .unwrap();
+        overwrite(&archive, &first_certs, &marker);
         // A later document of this process: the certificates already written stay as they
         // are, its new ones and its own side token are written.
         let second = prepared(jws[1], Mode::default()).unwrap();
