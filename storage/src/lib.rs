@@ -62,6 +62,25 @@ impl MetaKey {
     }
 }
 
+/// Whether a file may be left in a store directory by a creation that was killed before
+/// RocksDB wrote `CURRENT`.
+///
+/// RocksDB (like LevelDB) commits the creation of a database by writing `CURRENT`; before that
+/// it has only taken the lock, started its info log and written `IDENTITY` and the first
+/// `MANIFEST` (through a `.dbtmp` file renamed to `CURRENT`). None of these hold a record: no
+/// write-ahead log, table or blob file exists yet, and our first write follows the open. A
+/// directory holding nothing else is safe to create the store in; anything else (a `.sst`,
+/// `.log` or `.blob` file, a directory, an unknown name) means data that is not ours to touch.
+fn is_uncommitted_creation_file(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    matches!(name, "LOCK" | "LOG" | "IDENTITY")
+        || name.starts_with("LOG.old.")
+        || name.starts_with("MANIFEST-")
+        || name.ends_with(".dbtmp")
+}
+
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -320,16 +339,22 @@ impl Store {
                     writable(path)?;
                     Ok(true)
                 } else {
-                    let empty = std::fs::read_dir(path)
-                        .map_err(|e| StorageError::Io {
-                            path: path.to_path_buf(),
-                            reason: e.to_string(),
-                        })?
-                        .next()
-                        .is_none();
-                    if empty {
-                        // An empty directory (made by an operator or a test): the store is
-                        // created inside it.
+                    let io = |e: std::io::Error| StorageError::Io {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    };
+                    let mut names = Vec::new();
+                    for entry in std::fs::read_dir(path).map_err(io)? {
+                        let entry = entry.map_err(io)?;
+                        if !entry.file_type().map_err(io)?.is_file() {
+                            return Err(StorageError::NotAStore(path.to_path_buf()));
+                        }
+                        names.push(entry.file_name());
+                    }
+                    // An empty directory (made by an operator or a test) gets the store
+                    // inside it; so does one left by a creation that was killed before
+                    // RocksDB committed it by writing CURRENT.
+                    if names.iter().all(|n| is_uncommitted_creation_file(n)) {
                         writable(path)?;
                         Ok(false)
                     } else {

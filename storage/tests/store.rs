@@ -161,6 +161,75 @@ fn a_foreign_directory_is_not_touched() {
     assert_eq!(tree(dir.path()), before);
 }
 
+/// The file sets RocksDB 11 (librocksdb-sys of the `rocksdb` 0.25 crate) left when a creation
+/// was killed before it wrote CURRENT: SIGKILL sent to `crash.rs`'s child writer 0–99 ms after
+/// spawn, 400 times (most often just `LOG`, then `000000.dbtmp LOCK LOG`). They are the info
+/// log, the lock, the identity (written through `000000.dbtmp`), the first manifest and the
+/// temporary file that would have become CURRENT.
+/// The contents here are made up (a fixed UUID, arbitrary bytes); RocksDB rewrites them.
+const UNCOMMITTED_CREATIONS: &[&[&str]] = &[
+    &["LOG"],
+    &["LOCK", "LOG"],
+    &["000000.dbtmp", "LOCK", "LOG"],
+    &["IDENTITY", "LOCK", "LOG"],
+    &["IDENTITY", "LOCK", "LOG", "MANIFEST-000001"],
+    &["000001.dbtmp", "IDENTITY", "LOCK", "LOG", "MANIFEST-000001"],
+];
+
+fn uncommitted_creation(dir: &Path, files: &[&str]) {
+    std::fs::create_dir(dir).unwrap();
+    for &f in files {
+        let contents: &[u8] = match f {
+            "LOCK" => b"",
+            "LOG" => b"RocksDB version: 11\n",
+            "IDENTITY" | "000000.dbtmp" => b"8a2b3b4c-0d1e-4f50-8a6b-7c8d9e0f1a2b",
+            "000001.dbtmp" => b"MANIFEST-000001\n",
+            _ => &[0x5a; 37],
+        };
+        std::fs::write(dir.join(f), contents).unwrap();
+    }
+}
+
+#[test]
+fn a_creation_killed_before_current_is_finished() {
+    for files in UNCOMMITTED_CREATIONS {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("db");
+        uncommitted_creation(&p, files);
+        {
+            let store = Store::open(&p).unwrap_or_else(|e| panic!("{files:?}: {e}"));
+            store.instance_id().unwrap();
+            let mut b = store.batch();
+            b.put::<Docs>(&1, &b"one".to_vec());
+            store.commit(b, Durability::Durable).unwrap();
+        }
+        let store = Store::open(&p).unwrap();
+        assert_eq!(store.get::<Docs>(&1).unwrap(), Some(b"one".to_vec()));
+    }
+}
+
+#[test]
+fn a_directory_without_current_but_with_data_files_is_not_touched() {
+    let all = UNCOMMITTED_CREATIONS[UNCOMMITTED_CREATIONS.len() - 1];
+    for extra in ["000004.log", "000009.sst", "000010.blob", "notes.txt"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("db");
+        uncommitted_creation(&p, all);
+        std::fs::write(p.join(extra), b"someone's data").unwrap();
+        let before = tree(&p);
+        let err = Store::open(&p).unwrap_err();
+        assert!(matches!(err, StorageError::NotAStore(_)), "{extra}: {err}");
+        assert_eq!(tree(&p), before, "{extra}");
+    }
+    // A subdirectory is never a RocksDB creation leftover either.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("db");
+    uncommitted_creation(&p, all);
+    std::fs::create_dir(p.join("archive")).unwrap();
+    let err = Store::open(&p).unwrap_err();
+    assert!(matches!(err, StorageError::NotAStore(_)), "{err}");
+}
+
 #[test]
 fn unwritable_place_creates_nothing() {
     // Root ignores mode bits, so use a place no one may create in: a read-only file system
