@@ -352,7 +352,14 @@ pub fn dev_key(data: &Path) -> Result<CertifiedSigner> {
                 development: true,
             },
         )?;
-        std::fs::write(&cert_path, hozon_tsa::certgen::certificate_pem(&der))?;
+        // Whole or not at all: a start killed here makes a new certificate next time
+        // rather than leaving a truncated one that no later start could read.
+        hozon_tsa::software::create_file_durably(
+            &cert_path,
+            hozon_tsa::certgen::certificate_pem(&der).as_bytes(),
+            0o644,
+        )
+        .with_context(|| format!("writing {}", cert_path.display()))?;
     }
     let chain = read_pem_chain(&[cert_path])?;
     Ok(CertifiedSigner::new(signer, chain)?)

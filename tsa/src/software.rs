@@ -253,18 +253,59 @@ impl SoftwareSigner {
             path: path.display().to_string(),
             source,
         };
+        create_file_durably(path, pem.as_bytes(), 0o600).map_err(io)?;
+        Ok(signer)
+    }
+}
+
+/// Creates the file `path` holding `bytes` (with permission bits `mode` on Unix) so that a
+/// crash at any moment leaves either no file or the whole file, never an empty or truncated
+/// one that the next start would fail to read: the bytes are written and synced under a
+/// temporary name in the same directory, linked to `path` (which, like `create_new`, fails
+/// with `AlreadyExists` if `path` exists, so nothing is ever overwritten), and the directory
+/// is synced. A temporary file left by a killed process of the same pid is replaced; the
+/// temporary name is removed in every case.
+pub fn create_file_durably(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            options.mode(mode);
         }
-        let mut file = options.open(path).map_err(io)?;
-        file.write_all(pem.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(signer)
-    }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
+            // A file system without hard links: rename, after checking (the check and the
+            // rename are not one step there, which only matters for two processes creating
+            // the same file at once).
+            Err(_) if !path.exists() => std::fs::rename(&tmp, path)?,
+            Err(e) => return Err(e),
+        }
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 impl Signer for SoftwareSigner {
@@ -328,6 +369,43 @@ mod tests {
                 .verify(b"hello", &sig)
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn files_are_created_whole_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tsa-dev-key.pem");
+        // What a process with our pid, killed while writing, would have left behind.
+        let leftover = dir
+            .path()
+            .join(format!(".tsa-dev-key.pem.tmp-{}", std::process::id()));
+        std::fs::write(&leftover, b"-----BEGIN PRIV").unwrap();
+        create_file_durably(&path, b"first", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let err = create_file_durably(&path, b"second", 0o600).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        // Only the file itself remains: no temporary name, the stale one included.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("tsa-dev-key.pem")]);
+        // A key file is the whole PEM the signer was made from.
+        let key = dir.path().join("key.pem");
+        let signer = SoftwareSigner::generate_to_file(KeyKind::EcP256, &key).unwrap();
+        let again = SoftwareSigner::load(&key).unwrap();
+        assert_eq!(
+            signer.public_key_spki().unwrap(),
+            again.public_key_spki().unwrap()
+        );
+        assert!(SoftwareSigner::generate_to_file(KeyKind::EcP256, &key).is_err());
     }
 
     #[test]
