@@ -4,9 +4,10 @@
 //! signatures: the document's, its signer's path, the signature timestamp's and the archive
 //! timestamp's, each with their paths, and the CRLs).
 //!
-//! Run: `cargo bench --bench verify`. Fixtures: the dev hierarchy (seed 1) and one CMS
-//! document of the dev corpus (seed 1) under a 1,024-document SHA-256 hash tree stamped by
-//! Test TSA 1.
+//! Run: `cargo bench --bench verify`. Fixtures: the dev hierarchy (seed 1) and, for each
+//! signature format, the first current (SHA-256, `RS256` for JWS) document of the dev corpus (seed 1, CMS
+//! only, then JWS only, which carries its signature timestamp beside it) under a
+//! 1,024-document SHA-256 hash tree stamped by Test TSA 1.
 
 #[path = "support/allocator.rs"]
 mod allocator;
@@ -32,70 +33,81 @@ use hozon_verifier::report::{verify, VerifyInput};
 
 fn main() {
     let pki = TestPki::generate(1).expect("hierarchy");
-    let corpus = Corpus::new(
-        &pki,
-        CorpusSpec {
-            count: 100,
-            seed: 1,
-            format: Format::Cms,
-        },
-    )
-    .expect("corpus");
-    let doc = (0..100)
-        .map(|i| corpus.good(i).expect("document"))
-        .find(|d| d.entry.format == SignatureFormat::Cms && d.entry.algorithm.starts_with("sha256"))
-        .expect("a current CMS document");
-    let d = DigestAlgorithm::Sha256;
-    let mut leaves: Vec<Vec<u8>> = (0..1023u32).map(|i| d.digest(&i.to_be_bytes())).collect();
-    leaves.push(d.digest(&doc.bytes));
-    let tree = HashTree::build(d, &leaves).expect("tree");
-    let stamper = Stamper::new(pki.tsa("tsa-1").expect("TSA"));
-    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-    let token = stamper.stamp(tree.root(), at, &[1]).expect("token");
-    let ats = ArchiveTimeStamp::new(d, tree.reduced(1023).expect("leaf"), &token).expect("ATS");
-    let record = rasn::der::encode(&evidence_record(vec![vec![ats]])).expect("record");
-
-    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
-    let anchors = TrustAnchors::new(&roots).expect("anchors");
-    let crls: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
-    let usage = UsagePolicy::default();
-    let policy = Policy::etsi();
-    let input = VerifyInput {
-        evidence: Some(&record),
-        anchors: &anchors,
-        extra_certs: &[],
-        crls: &crls,
-        side_token: None,
-        usage: &usage,
-        remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
-        now: SystemTime::now(),
-        policy: &policy,
-    };
-    assert!(
-        verify(&doc.bytes, &input).is_valid(),
-        "the fixture verifies"
-    );
-
     let rsa = limits::rsa_verify_rate(&pki, 1, 20_000);
-    let n = 300;
-    let t = Instant::now();
-    for _ in 0..n {
-        black_box(verify(black_box(&doc.bytes), &input));
-    }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "verify document + evidence: {rate:.0}/s on one thread = {:.3} of aws-lc-rs RSA-2048 \
-         verify ({rsa:.0}/s), i.e. one verification costs {:.1} RSA verifications",
-        rate / rsa,
-        rsa / rate
-    );
-
     let mut c = Criterion::default().configure_from_args().sample_size(20);
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("document_and_evidence", |b| {
-        b.iter(|| verify(black_box(&doc.bytes), &input))
-    });
+    for (format, name) in [(Format::Cms, "cms"), (Format::Jose, "jose")] {
+        let corpus = Corpus::new(
+            &pki,
+            CorpusSpec {
+                count: 100,
+                seed: 1,
+                format,
+            },
+        )
+        .expect("corpus");
+        let wanted = match format {
+            Format::Jose => SignatureFormat::Jose,
+            _ => SignatureFormat::Cms,
+        };
+        let doc = (0..100)
+            .map(|i| corpus.good(i).expect("document"))
+            .find(|d| {
+                d.entry.format == wanted
+                    && (d.entry.algorithm.starts_with("sha256") || d.entry.algorithm == "RS256")
+            })
+            .expect("a current document of this format");
+        let d = DigestAlgorithm::Sha256;
+        let mut leaves: Vec<Vec<u8>> = (0..1023u32).map(|i| d.digest(&i.to_be_bytes())).collect();
+        leaves.push(d.digest(&doc.bytes));
+        let tree = HashTree::build(d, &leaves).expect("tree");
+        let stamper = Stamper::new(pki.tsa("tsa-1").expect("TSA"));
+        let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let token = stamper.stamp(tree.root(), at, &[1]).expect("token");
+        let ats = ArchiveTimeStamp::new(d, tree.reduced(1023).expect("leaf"), &token).expect("ATS");
+        let record = rasn::der::encode(&evidence_record(vec![vec![ats]])).expect("record");
+
+        let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
+        let anchors = TrustAnchors::new(&roots).expect("anchors");
+        let crls: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
+        let usage = UsagePolicy::default();
+        let policy = Policy::etsi();
+        let input = VerifyInput {
+            evidence: Some(&record),
+            anchors: &anchors,
+            extra_certs: &[],
+            crls: &crls,
+            // A JWS carries its signature timestamp beside the document.
+            side_token: doc.side_token.as_deref(),
+            usage: &usage,
+            remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
+            now: SystemTime::now(),
+            policy: &policy,
+        };
+        assert!(
+            verify(&doc.bytes, &input).is_valid(),
+            "the {name} fixture verifies"
+        );
+
+        let n = 300;
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(verify(black_box(&doc.bytes), &input));
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "verify {name} document ({} bytes) + evidence: {rate:.0}/s on one thread = {:.3} of \
+             aws-lc-rs RSA-2048 verify ({rsa:.0}/s), i.e. one verification costs {:.1} RSA \
+             verifications",
+            doc.bytes.len(),
+            rate / rsa,
+            rsa / rate
+        );
+        g.bench_function(format!("document_and_evidence/{name}"), |b| {
+            b.iter(|| verify(black_box(&doc.bytes), &input))
+        });
+    }
     g.finish();
     c.final_summary();
 }
