@@ -37,7 +37,17 @@ fn main() {
     let mut c = Criterion::default().configure_from_args().sample_size(20);
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(1));
-    for (format, name) in [(Format::Cms, "cms"), (Format::Jose, "jose")] {
+    let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
+    let anchors = TrustAnchors::new(&roots).expect("anchors");
+    let crls: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
+    let usage = UsagePolicy::default();
+    let policy = Policy::etsi();
+    let stamper = Stamper::new(pki.tsa("tsa-1").expect("TSA"));
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    for (format, wanted, name) in [
+        (Format::Cms, SignatureFormat::Cms, "cms"),
+        (Format::Jose, SignatureFormat::Jose, "jose"),
+    ] {
         let corpus = Corpus::new(
             &pki,
             CorpusSpec {
@@ -47,10 +57,6 @@ fn main() {
             },
         )
         .expect("corpus");
-        let wanted = match format {
-            Format::Jose => SignatureFormat::Jose,
-            _ => SignatureFormat::Cms,
-        };
         let doc = (0..100)
             .map(|i| corpus.good(i).expect("document"))
             .find(|d| {
@@ -62,17 +68,9 @@ fn main() {
         let mut leaves: Vec<Vec<u8>> = (0..1023u32).map(|i| d.digest(&i.to_be_bytes())).collect();
         leaves.push(d.digest(&doc.bytes));
         let tree = HashTree::build(d, &leaves).expect("tree");
-        let stamper = Stamper::new(pki.tsa("tsa-1").expect("TSA"));
-        let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         let token = stamper.stamp(tree.root(), at, &[1]).expect("token");
         let ats = ArchiveTimeStamp::new(d, tree.reduced(1023).expect("leaf"), &token).expect("ATS");
         let record = rasn::der::encode(&evidence_record(vec![vec![ats]])).expect("record");
-
-        let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
-        let anchors = TrustAnchors::new(&roots).expect("anchors");
-        let crls: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
-        let usage = UsagePolicy::default();
-        let policy = Policy::etsi();
         let input = VerifyInput {
             evidence: Some(&record),
             anchors: &anchors,

@@ -343,23 +343,19 @@ impl Store {
                         path: path.to_path_buf(),
                         reason: e.to_string(),
                     };
-                    let mut names = Vec::new();
-                    for entry in std::fs::read_dir(path).map_err(io)? {
-                        let entry = entry.map_err(io)?;
-                        if !entry.file_type().map_err(io)?.is_file() {
-                            return Err(StorageError::NotAStore(path.to_path_buf()));
-                        }
-                        names.push(entry.file_name());
-                    }
                     // An empty directory (made by an operator or a test) gets the store
                     // inside it; so does one left by a creation that was killed before
                     // RocksDB committed it by writing CURRENT.
-                    if names.iter().all(|n| is_uncommitted_creation_file(n)) {
-                        writable(path)?;
-                        Ok(false)
-                    } else {
-                        Err(StorageError::NotAStore(path.to_path_buf()))
+                    for entry in std::fs::read_dir(path).map_err(io)? {
+                        let entry = entry.map_err(io)?;
+                        if !entry.file_type().map_err(io)?.is_file()
+                            || !is_uncommitted_creation_file(&entry.file_name())
+                        {
+                            return Err(StorageError::NotAStore(path.to_path_buf()));
+                        }
                     }
+                    writable(path)?;
+                    Ok(false)
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
