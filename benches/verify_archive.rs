@@ -353,7 +353,9 @@ fn signature_floor(pki: &TestPki, trust: &Trust, docs: &[GeneratedDocument], cor
 /// Compiles and runs `ErsBench` over `n` records in `dir`; records/s, best of 5 rounds.
 fn bouncy_castle(dir: &Path, n: usize, tmp: &Path) -> Option<f64> {
     let classes = tmp.join("classes");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ers/ErsBench.java");
+    // The source is compiled into the bench binary, which may run from another checkout.
+    let src = tmp.join("ErsBench.java");
+    std::fs::write(&src, include_str!("ers/ErsBench.java")).ok()?;
     let javac = Command::new("javac")
         .args(["-cp", BC_JARS, "-d"])
         .arg(&classes)

@@ -260,9 +260,10 @@ fn corpus_matches_its_manifest_under_an_independent_check() {
         }
     }
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_corpus.py");
+    // The script is compiled into the test binary (see `interop/ers_tool.rs`).
     let output = Command::new("python3")
-        .arg(&script)
+        .arg("-c")
+        .arg(include_str!("check_corpus.py"))
         .arg(&s.dir)
         .arg(&out)
         .output()

@@ -19,8 +19,10 @@ pub fn classes() -> &'static Path {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let classes = dir.path().join("classes");
-            let src =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../devkit/tests/interop/ErsTool.java");
+            // The source is compiled into the test binary: a binary built in one checkout
+            // and run from another (CI's shared target directory) finds no stale path.
+            let src = dir.path().join("ErsTool.java");
+            std::fs::write(&src, include_str!("ErsTool.java")).unwrap();
             let out = Command::new("javac")
                 .args(["-cp", BC_JARS, "-d"])
                 .arg(&classes)
