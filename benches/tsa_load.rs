@@ -697,25 +697,26 @@ fn main() {
     let keys = std::env::var("HOZON_LOAD_KEYS").unwrap_or_else(|_| "rsa2048,p256".into());
     let keys: Vec<&str> = keys.split(',').map(str::trim).collect();
     let token = softhsm::Token::new("hozon-bench");
-    if keys.contains(&"rsa2048") {
-        bench_key(
-            &token,
+    let all = [
+        (
+            "rsa2048",
             hozon_tsa::pkcs11::KeySpec::Rsa2048,
             SignatureScheme::RsaPkcs1Sha256,
-            "rsa2048",
             true,
-        );
-    }
-    if keys.contains(&"p256") {
-        bench_key(
-            &token,
+        ),
+        (
+            "p256",
             hozon_tsa::pkcs11::KeySpec::EcP256,
             SignatureScheme::EcdsaP256Sha256,
-            "p256",
             false,
-        );
+        ),
+    ];
+    for (label, spec, scheme, soak) in all {
+        if keys.contains(&label) {
+            bench_key(&token, spec, scheme, label, soak);
+        }
     }
-    if keys.len() == 2 {
+    if all.iter().all(|(label, ..)| keys.contains(label)) {
         openssl_baseline();
     }
 }
