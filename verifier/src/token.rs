@@ -836,19 +836,18 @@ pub(crate) fn verify_signature(
     KEYS.with(|keys| {
         let mut keys = keys.borrow_mut();
         let id = algorithm_id(alg);
-        let known = keys.get(&id).is_some_and(|k| k.contains_key(key));
-        if !known {
-            let Ok(parsed) = signature::ParsedPublicKey::new(alg, key) else {
-                return false;
-            };
-            if keys.values().map(HashMap::len).sum::<usize>() >= PARSED_KEYS {
-                keys.clear();
-            }
-            keys.entry(id).or_default().insert(key.into(), parsed);
+        if let Some(parsed) = keys.get(&id).and_then(|k| k.get(key)) {
+            return parsed.verify_sig(msg, sig).is_ok();
         }
-        keys.get(&id)
-            .and_then(|k| k.get(key))
-            .is_some_and(|parsed| parsed.verify_sig(msg, sig).is_ok())
+        let Ok(parsed) = signature::ParsedPublicKey::new(alg, key) else {
+            return false;
+        };
+        let ok = parsed.verify_sig(msg, sig).is_ok();
+        if keys.values().map(HashMap::len).sum::<usize>() >= PARSED_KEYS {
+            keys.clear();
+        }
+        keys.entry(id).or_default().insert(key.into(), parsed);
+        ok
     })
 }
 
