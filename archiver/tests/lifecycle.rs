@@ -553,6 +553,91 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
     );
 }
 
+/// The bulk check reads the validation records and side tokens of a group of documents in
+/// batches: a document whose record or side token is missing is named with its own code, and
+/// the documents after it in the batch still get their own.
+#[test]
+fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_document() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let docs: Vec<&GeneratedDocument> = f
+        .good
+        .iter()
+        .filter(|d| d.entry.algorithm != "sha1WithRSAEncryption")
+        .collect();
+    let p: Vec<Prepared> = docs
+        .iter()
+        .map(|d| prepared(d, Mode::default()).unwrap())
+        .collect();
+    archive.commit(p).unwrap();
+    seal_now(&archive);
+    let n = docs.len() as u64;
+    assert_eq!(bulk_signatures(&archive, &f.trust), (n, 0, vec![]));
+
+    // A JWS document with JWS documents after it loses its side token; a CMS document its
+    // validation record.
+    let jws: Vec<usize> = (0..docs.len())
+        .filter(|&i| docs[i].side_token.is_some())
+        .collect();
+    assert!(jws.len() >= 3, "the mixed corpus has JWS documents");
+    let no_side = docs[jws[1]];
+    let no_record = docs
+        .iter()
+        .find(|d| d.side_token.is_none())
+        .expect("the mixed corpus has CMS documents");
+    let id = |d: &GeneratedDocument| hozon_archiver::ingest::sha256(&d.bytes);
+    let mut b = archive.store().batch();
+    b.delete::<Objects>(&hozon_archiver::ingest::sha256(
+        no_side.side_token.as_ref().unwrap(),
+    ));
+    b.delete::<hozon_archiver::model::Records>(&id(no_record));
+    archive
+        .store()
+        .commit(b, hozon_storage::Durability::Durable)
+        .unwrap();
+    let policy = Policy::etsi();
+    let cancel = AtomicBool::new(false);
+    let r = archive
+        .verify_all(&hozon_archiver::bulk::Options {
+            policy: &policy,
+            now: SystemTime::now(),
+            trust: &f.trust,
+            signatures: true,
+            renew_to: DigestAlgorithm::Sha512,
+            max_listed: 10,
+            cancel: &cancel,
+            progress: &|_, _| {},
+        })
+        .unwrap();
+    assert_eq!(r.totals.valid + r.totals.renewal_due, n - 2);
+    let mut listed: Vec<(String, String)> = r
+        .invalid_documents
+        .iter()
+        .map(|d| (d.id.clone(), d.code.clone()))
+        .collect();
+    listed.sort();
+    let mut want = vec![
+        (
+            hozon_archiver::model::hex_id(&id(no_side)),
+            "validation-data-missing".to_owned(),
+        ),
+        (
+            hozon_archiver::model::hex_id(&id(no_record)),
+            "record-missing".to_owned(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(listed, want);
+    let side_reason = &r
+        .invalid_documents
+        .iter()
+        .find(|d| d.code == "validation-data-missing")
+        .unwrap()
+        .reason;
+    assert!(side_reason.contains("signature timestamp"), "{side_reason}");
+}
+
 #[test]
 fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_document() {
     let f = fixture();
