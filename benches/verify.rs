@@ -8,6 +8,10 @@
 //! signature format, the first current (SHA-256, `RS256` for JWS) document of the dev corpus (seed 1, CMS
 //! only, then JWS only, which carries its signature timestamp beside it) under a
 //! 1,024-document SHA-256 hash tree stamped by Test TSA 1.
+//!
+//! Also `verify_document` alone per second with the dev CRLs and with every CRL made
+//! `HOZON_BENCH_CRL_ENTRIES` (default 20,000; 50 in the smoke run) entries longer, as a
+//! national CA's CRL is: the ratio should stay near 1, since a set of CRLs is decoded once.
 
 #[path = "support/allocator.rs"]
 mod allocator;
@@ -23,11 +27,11 @@ use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, SignatureFormat};
 use hozon_devkit::pki::TestPki;
 use hozon_devkit::sign::Stamper;
 use hozon_tsa::signer::DigestAlgorithm;
-use hozon_verifier::document::UsagePolicy;
+use hozon_verifier::document::{verify_document, DocumentContext, UsagePolicy};
 use hozon_verifier::ers::{evidence_record, ArchiveTimeStamp};
 use hozon_verifier::hashtree::HashTree;
 use hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY;
-use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::path::{CrlSet, TrustAnchors};
 use hozon_verifier::policy::Policy;
 use hozon_verifier::report::{verify, VerifyInput};
 
@@ -44,6 +48,15 @@ fn main() {
     let policy = Policy::etsi();
     let stamper = Stamper::new(pki.tsa("tsa-1").expect("TSA"));
     let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    // National-scale CRLs: every CA's CRL with this many more entries (about 1 MB each at
+    // 20,000), decoded once as ingest and bulk runs do.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let padding = std::env::var("HOZON_BENCH_CRL_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench { 20_000 } else { 50 });
+    let padded = pki.padded_crls(padding).expect("padded CRLs");
+    let (dev_set, padded_set) = (CrlSet::new(&crls), CrlSet::new(&padded));
     for (format, wanted, name) in [
         (Format::Cms, SignatureFormat::Cms, "cms"),
         (Format::Jose, SignatureFormat::Jose, "jose"),
@@ -101,6 +114,35 @@ fn main() {
             doc.bytes.len(),
             rate / rsa,
             rsa / rate
+        );
+        // The document alone (what ingest and `verify archive --signatures` do per
+        // document), against the dev CRLs and against the padded ones.
+        let mut rates = Vec::new();
+        for set in [&dev_set, &padded_set] {
+            let ctx = DocumentContext {
+                anchors: &anchors,
+                crls: set,
+                extra_certs: &[],
+                usage: &usage,
+                remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
+                side_token: doc.side_token.as_deref(),
+                now: SystemTime::now(),
+            };
+            verify_document(&doc.bytes, &ctx).expect("the fixture verifies");
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(verify_document(black_box(&doc.bytes), &ctx)).ok();
+            }
+            rates.push(n as f64 / t.elapsed().as_secs_f64());
+        }
+        println!(
+            "verify_document {name}: {:.0}/s with the dev CRLs ({} bytes), {:.0}/s with every \
+             CRL {padding} entries longer ({} bytes): {:.2} of the rate",
+            rates[0],
+            crls.iter().map(Vec::len).sum::<usize>(),
+            rates[1],
+            padded.iter().map(Vec::len).sum::<usize>(),
+            rates[1] / rates[0]
         );
         g.bench_function(format!("document_and_evidence/{name}"), |b| {
             b.iter(|| verify(black_box(&doc.bytes), &input))

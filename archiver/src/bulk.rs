@@ -35,7 +35,7 @@ use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::document::{verify_document, DocumentContext};
 use hozon_verifier::ers::hash_tree_renewal_leaf;
 use hozon_verifier::hashtree::root_from_reduced;
-use hozon_verifier::path::{validate_path, PathInput, Purpose};
+use hozon_verifier::path::{validate_path, CrlSet, PathInput, Purpose};
 use hozon_verifier::policy::{Policy, Use};
 use hozon_verifier::report::{
     document_protections, fmt_time, judge_chain, timestamp_protection, ChainJudgement, Protection,
@@ -375,7 +375,7 @@ impl<'a> Run<'a> {
             &PathInput {
                 end_entity: &token.certificate,
                 intermediates: &intermediates,
-                crls: &self.opts.trust.crls,
+                crls: self.opts.trust.crls.set(),
                 time: at,
                 purpose: Purpose::TimeStamping,
                 remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
@@ -582,14 +582,12 @@ impl<'a> Run<'a> {
             (Some(t), None) => return Ok(Err(validation_data_missing("signature timestamp", t))),
             (None, _) => None,
         };
-        // The captured validation data, then the archive's own (each object once: path
-        // validation parses every candidate it is given).
-        let all_crls: std::borrow::Cow<[Vec<u8>]> = if others.is_empty() {
-            std::borrow::Cow::Borrowed(configured)
+        // The captured validation data, then the archive's own (decoded once for the run;
+        // each object once: path validation checks every CRL it is given).
+        let all_crls: std::borrow::Cow<CrlSet> = if others.is_empty() {
+            std::borrow::Cow::Borrowed(configured.set())
         } else {
-            let mut all = others;
-            all.extend(configured.iter().cloned());
-            std::borrow::Cow::Owned(all)
+            std::borrow::Cow::Owned(configured.set().after(&others))
         };
         let mut extra = certs;
         for c in &self.opts.trust.extra_certs {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use hozon_tsa::client::{build_request, nonce_content, parse_response, random_nonce};
 use hozon_tsa::signer::DigestAlgorithm;
-use hozon_verifier::path::{validate_path, PathInput, Purpose, TrustAnchors};
+use hozon_verifier::path::{validate_path, CrlSet, PathInput, Purpose, TrustAnchors};
 use hozon_verifier::token::{verify_token, VerifiedToken};
 
 /// A verified timestamp token.
@@ -127,7 +127,7 @@ pub fn check_token(
         &PathInput {
             end_entity: &token.certificate,
             intermediates: &intermediates,
-            crls: &[],
+            crls: CrlSet::empty(),
             time: token.gen_time,
             purpose: Purpose::TimeStamping,
             remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,

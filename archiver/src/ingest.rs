@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use hozon_storage::Durability;
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::document::{verify_document, DocumentContext, UsagePolicy};
-use hozon_verifier::path::{PathCertificate, TrustAnchors};
+use hozon_verifier::path::{CrlSet, PathCertificate, TrustAnchors};
 use hozon_verifier::report::fmt_time;
 
 use crate::model::{
@@ -47,7 +47,7 @@ impl Trust {
     ) -> DocumentContext<'a> {
         DocumentContext {
             anchors: &self.anchors,
-            crls: &self.crls,
+            crls: self.crls.set(),
             extra_certs: &self.extra_certs,
             usage: &self.usage,
             remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,
@@ -63,20 +63,31 @@ impl Trust {
 /// A national CA's CRL can be megabytes. Hashing it for its id and copying it into every
 /// prepared document, as ingest did, would cost milliseconds and megabytes per document; now
 /// a document carries a reference, and [`Archive::commit`] writes each CRL once per process.
+///
+/// They are decoded once as well ([`CrlSet`]): finding a megabyte CRL again in the
+/// verifier's cache for each document would cost a comparison of all its bytes.
 #[derive(Clone, Debug, Default)]
 pub struct Crls {
     der: Arc<Vec<Vec<u8>>>,
     ids: Arc<[DocId]>,
+    set: CrlSet,
 }
 
 impl Crls {
     /// The CRLs `der`, with their ids (SHA-256).
     pub fn new(der: Vec<Vec<u8>>) -> Crls {
         let ids = der.iter().map(|c| sha256(c)).collect();
+        let set = CrlSet::new(&der);
         Crls {
             der: Arc::new(der),
             ids,
+            set,
         }
+    }
+
+    /// The CRLs decoded, for path validation.
+    pub fn set(&self) -> &CrlSet {
+        &self.set
     }
 
     /// Their object ids, in order.

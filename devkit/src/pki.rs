@@ -596,37 +596,7 @@ impl TestPki {
             .iter()
             .filter(|e| matches!(e.role, Role::Root | Role::IssuingCa))
         {
-            let revoked = entities
-                .iter()
-                .filter(|e| e.issuer == ca.id && e.id != ca.id)
-                .filter_map(|e| {
-                    let at = e.signer.as_ref()?.revoked?;
-                    Some(Revocation {
-                        serial: cert_serial(&e.cert).ok()?,
-                        date: at,
-                        reason: 3, // affiliationChanged
-                    })
-                })
-                .collect();
-            // The legacy CA's last CRL was issued as it closed; the others are current.
-            let (this_update, next_update) = if ca.not_after < date(2026, 1, 1) {
-                (date(2020, 12, 1), date(2030, 12, 1))
-            } else {
-                (date(2026, 10, 1), date(2036, 10, 1))
-            };
-            let der = issue_crl(
-                &CrlSpec {
-                    number: 1,
-                    this_update,
-                    next_update,
-                    revoked,
-                },
-                Issuer {
-                    name: lookup_name(&names, &ca.id)?,
-                    key: &ca.key,
-                    alg: ca.alg,
-                },
-            )?;
+            let der = ca_crl(&entities, ca, lookup_name(&names, &ca.id)?, 0)?;
             crls.push(Crl {
                 issuer: ca.id.clone(),
                 der,
@@ -668,6 +638,21 @@ impl TestPki {
             .iter()
             .filter(|e| e.role == Role::Root)
             .map(|e| e.cert.as_slice())
+            .collect()
+    }
+
+    /// Every CA's CRL as [`TestPki::crls`] has it, but listing `padding` more revoked
+    /// certificates that no certificate of the hierarchy is (for measuring what a national
+    /// CA's CRL of tens of thousands of entries costs). In the order of `crls`.
+    pub fn padded_crls(&self, padding: usize) -> Result<Vec<Vec<u8>>, DevkitError> {
+        self.crls
+            .iter()
+            .map(|c| {
+                let ca = self.entity(&c.issuer)?;
+                let cert: rasn_pkix::Certificate = rasn::der::decode(&ca.cert)
+                    .map_err(|e| DevkitError::Encode(format!("certificate: {e}")))?;
+                ca_crl(&self.entities, ca, &cert.tbs_certificate.subject, padding)
+            })
             .collect()
     }
 
@@ -893,4 +878,55 @@ mod kind_serde {
             ))),
         }
     }
+}
+
+/// The CRL of `ca` (named `name`) over `entities`: its revoked signers, then `padding` more
+/// entries with made-up serial numbers (16 octets: 0x55 × 8, then the entry's index)
+/// revoked on 2024-01-01 (keyCompromise), none of which any certificate here carries.
+fn ca_crl(
+    entities: &[Entity],
+    ca: &Entity,
+    name: &rasn_pkix::Name,
+    padding: usize,
+) -> Result<Vec<u8>, DevkitError> {
+    let revoked = entities
+        .iter()
+        .filter(|e| e.issuer == ca.id && e.id != ca.id)
+        .filter_map(|e| {
+            let at = e.signer.as_ref()?.revoked?;
+            Some(Revocation {
+                serial: cert_serial(&e.cert).ok()?,
+                date: at,
+                reason: 3, // affiliationChanged
+            })
+        })
+        .chain((0..padding as u64).map(|i| {
+            let mut serial = vec![0x55u8; 16];
+            serial[8..].copy_from_slice(&i.to_be_bytes());
+            Revocation {
+                serial,
+                date: date(2024, 1, 1),
+                reason: 1, // keyCompromise
+            }
+        }))
+        .collect();
+    // The legacy CA's last CRL was issued as it closed; the others are current.
+    let (this_update, next_update) = if ca.not_after < date(2026, 1, 1) {
+        (date(2020, 12, 1), date(2030, 12, 1))
+    } else {
+        (date(2026, 10, 1), date(2036, 10, 1))
+    };
+    issue_crl(
+        &CrlSpec {
+            number: 1,
+            this_update,
+            next_update,
+            revoked,
+        },
+        Issuer {
+            name,
+            key: &ca.key,
+            alg: ca.alg,
+        },
+    )
 }

@@ -8,7 +8,7 @@ use hozon_devkit::corpus::{read_manifest, write_corpus, CorpusSpec, Format, Verd
 use hozon_devkit::pki::TestPki;
 use hozon_verifier::document::{verify_document, DocumentContext, UsagePolicy};
 use hozon_verifier::hpki::{CertificateKind, TEST_REMOTE_SIGNATURE_POLICY};
-use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::path::{CrlSet, TrustAnchors};
 
 #[test]
 fn every_corpus_document_gets_its_manifest_verdict() {
@@ -30,7 +30,8 @@ fn every_corpus_document_gets_its_manifest_verdict() {
     let roots: Vec<Vec<u8>> = pki.roots().iter().map(|r| r.to_vec()).collect();
     let anchors = TrustAnchors::new(&roots).unwrap();
     // Intermediates come from the signatures themselves; CRLs from the hierarchy.
-    let crls: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
+    let crl_der: Vec<Vec<u8>> = pki.crls.iter().map(|c| c.der.clone()).collect();
+    let crls = CrlSet::new(&crl_der);
     let usage = UsagePolicy::default();
     let mut checked = 0;
     let mut remote = 0;

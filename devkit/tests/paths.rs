@@ -9,7 +9,7 @@ use hozon_devkit::pki::TestPki;
 use hozon_tsa::signer::DigestAlgorithm;
 use hozon_verifier::hpki::{CertificateKind, TEST_REMOTE_SIGNATURE_POLICY};
 use hozon_verifier::path::{
-    validate_path, PathError, PathInput, Purpose, Revocation, TrustAnchors, ValidatedPath,
+    validate_path, CrlSet, PathError, PathInput, Purpose, Revocation, TrustAnchors, ValidatedPath,
 };
 use hozon_verifier::token::SignatureAlgorithm;
 
@@ -40,7 +40,7 @@ fn validate(id: &str, time: SystemTime, purpose: Purpose) -> Result<ValidatedPat
         &PathInput {
             end_entity: &chain[0],
             intermediates: &chain[1..],
-            crls: &crls,
+            crls: &CrlSet::new(&crls),
             time,
             purpose,
             remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
@@ -166,7 +166,7 @@ fn missing_pieces_and_forgeries() {
     let input = |intermediates: &'static [Vec<u8>]| PathInput {
         end_entity: Box::leak(chain[0].clone().into_boxed_slice()),
         intermediates,
-        crls: &[],
+        crls: CrlSet::empty(),
         time: at(2024, 6, 1),
         purpose: Purpose::DocumentSignature,
         remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
@@ -208,5 +208,41 @@ fn missing_pieces_and_forgeries() {
             &anchors()
         ),
         Err(PathError::Decode(_))
+    ));
+}
+
+/// A CA's CRL of thousands of entries: the revoked doctor is still found among them (by the
+/// serial index of the decoded CRL), and the others' status still reads as not revoked.
+#[test]
+fn a_revoked_certificate_is_found_on_a_long_crl() {
+    let padded = pki().padded_crls(2_000).unwrap();
+    assert_eq!(padded.len(), pki().crls.len());
+    let crls = CrlSet::new(&padded);
+    assert_eq!(crls.len(), padded.len(), "every padded CRL decodes");
+    let check = |id: &str, time: SystemTime| {
+        let chain = pki().chain(id).unwrap();
+        validate_path(
+            &PathInput {
+                end_entity: &chain[0],
+                intermediates: &chain[1..],
+                crls: &crls,
+                time,
+                purpose: Purpose::DocumentSignature,
+                remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
+            },
+            &anchors(),
+        )
+    };
+    match check("doctor-revoked", at(2025, 8, 29)).unwrap_err() {
+        PathError::Revoked { date, reason, .. } => {
+            assert_eq!(date, "2025-06-30T00:00:00Z");
+            assert_eq!(reason, "affiliationChanged");
+        }
+        other => panic!("{other}"),
+    }
+    let p = check("doctor-01", at(2026, 11, 1)).unwrap();
+    assert!(matches!(
+        p.certificates[0].revocation,
+        Revocation::NotRevoked { .. }
     ));
 }

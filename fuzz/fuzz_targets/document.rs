@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use hozon_verifier::document::{verify_document, DocumentContext, UsagePolicy};
-use hozon_verifier::path::TrustAnchors;
+use hozon_verifier::path::{CrlSet, TrustAnchors};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let usage = UsagePolicy::default();
     let ctx = DocumentContext {
         anchors: &anchors,
-        crls: &[],
+        crls: CrlSet::empty(),
         extra_certs: &[],
         usage: &usage,
         remote_policy: hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY,

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use hozon_verifier::document::UsagePolicy;
 use hozon_verifier::hpki::TEST_REMOTE_SIGNATURE_POLICY;
-use hozon_verifier::path::{validate_path, PathInput, Purpose, TrustAnchors};
+use hozon_verifier::path::{validate_path, CrlSet, PathInput, Purpose, TrustAnchors};
 use hozon_verifier::policy::Policy;
 use hozon_verifier::report::{fmt_time, verify, VerifyInput};
 
@@ -281,7 +281,7 @@ pub fn token(args: TokenArgs) -> Result<ExitCode> {
         &PathInput {
             end_entity: &t.certificate,
             intermediates: &m.extra,
-            crls: &m.crls,
+            crls: &CrlSet::new(&m.crls),
             time: t.gen_time,
             purpose: Purpose::TimeStamping,
             remote_policy: TEST_REMOTE_SIGNATURE_POLICY,

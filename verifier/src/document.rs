@@ -30,7 +30,9 @@ use rasn_cms::ContentInfo;
 use serde_json::Value;
 
 use crate::hpki::{CertificateKind, DocumentType};
-use crate::path::{validate_path, PathError, PathInput, Purpose, TrustAnchors, ValidatedPath};
+use crate::path::{
+    validate_path, CrlSet, PathError, PathInput, Purpose, TrustAnchors, ValidatedPath,
+};
 use crate::token::{
     verify_signed_data, verify_token, SignatureAlgorithm, TokenVerifyError, VerifiedToken,
 };
@@ -82,8 +84,8 @@ impl UsagePolicy {
 pub struct DocumentContext<'a> {
     /// Trust anchors (HPKI roots and TSA roots).
     pub anchors: &'a TrustAnchors,
-    /// CRLs, DER.
-    pub crls: &'a [Vec<u8>],
+    /// CRLs, decoded once for all the documents verified against them.
+    pub crls: &'a CrlSet,
     /// Further certificates for path building (intermediate CAs), DER.
     pub extra_certs: &'a [Vec<u8>],
     /// The usage restriction.
@@ -611,7 +613,7 @@ mod tests {
         let usage = UsagePolicy::default();
         let ctx = DocumentContext {
             anchors: &anchors,
-            crls: &[],
+            crls: CrlSet::empty(),
             extra_certs: &[],
             usage: &usage,
             remote_policy: crate::hpki::TEST_REMOTE_SIGNATURE_POLICY,

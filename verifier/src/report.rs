@@ -28,7 +28,7 @@ use crate::document::{
     verify_document, DocumentContext, DocumentError, UsagePolicy, VerifiedDocument,
 };
 use crate::evidence::{check_evidence, StepKind};
-use crate::path::{validate_path, PathInput, Purpose, TrustAnchors, ValidatedPath};
+use crate::path::{validate_path, CrlSet, PathInput, Purpose, TrustAnchors, ValidatedPath};
 use crate::policy::{Judgement, Policy, Use};
 use crate::token::VerifiedToken;
 
@@ -190,9 +190,10 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
         };
 
     // 1. The document's own signature.
+    let crls = CrlSet::new(input.crls);
     let ctx = DocumentContext {
         anchors: input.anchors,
-        crls: input.crls,
+        crls: &crls,
         extra_certs: input.extra_certs,
         usage: input.usage,
         remote_policy: input.remote_policy,
@@ -355,7 +356,7 @@ pub fn verify(data: &[u8], input: &VerifyInput<'_>) -> Report {
                 &PathInput {
                     end_entity: &s.token.certificate,
                     intermediates: input.extra_certs,
-                    crls: input.crls,
+                    crls: &crls,
                     time: checked_at,
                     purpose: Purpose::TimeStamping,
                     remote_policy: input.remote_policy,
