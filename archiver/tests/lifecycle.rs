@@ -443,7 +443,8 @@ fn overwrite(archive: &Archive, ids: &[DocId], marker: &[u8]) {
         .unwrap();
 }
 
-fn bulk_signatures(archive: &Archive, trust: &Trust) -> (u64, u64, Vec<String>) {
+/// A complete bulk run with `--signatures` under ETSI's policy.
+fn bulk_run(archive: &Archive, trust: &Trust) -> hozon_archiver::bulk::BulkReport {
     let policy = Policy::etsi();
     let cancel = AtomicBool::new(false);
     let r = archive
@@ -459,6 +460,11 @@ fn bulk_signatures(archive: &Archive, trust: &Trust) -> (u64, u64, Vec<String>) 
         })
         .unwrap();
     assert!(r.complete);
+    r
+}
+
+fn bulk_signatures(archive: &Archive, trust: &Trust) -> (u64, u64, Vec<String>) {
+    let r = bulk_run(archive, trust);
     (
         r.totals.valid + r.totals.renewal_due,
         r.totals.invalid,
@@ -596,20 +602,7 @@ fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_docum
         .store()
         .commit(b, hozon_storage::Durability::Durable)
         .unwrap();
-    let policy = Policy::etsi();
-    let cancel = AtomicBool::new(false);
-    let r = archive
-        .verify_all(&hozon_archiver::bulk::Options {
-            policy: &policy,
-            now: SystemTime::now(),
-            trust: &f.trust,
-            signatures: true,
-            renew_to: DigestAlgorithm::Sha512,
-            max_listed: 10,
-            cancel: &cancel,
-            progress: &|_, _| {},
-        })
-        .unwrap();
+    let r = bulk_run(&archive, &f.trust);
     assert_eq!(r.totals.valid + r.totals.renewal_due, n - 2);
     let mut listed: Vec<(String, String)> = r
         .invalid_documents
