@@ -504,28 +504,27 @@ impl<'a> Run<'a> {
     /// two batched reads (one MultiGet each) rather than two point reads per document.
     fn signature_inputs(&self, group: &[DocId]) -> Vec<Result<SignatureInput, ArchiveError>> {
         let records = self.snap.multi_get::<Records>(group);
-        let side_keys: Vec<DocId> = records
+        // The side token each record names, for verified documents (the others are not
+        // checked): one key per record, so the batched values line up with the records.
+        let side_keys: Vec<Option<DocId>> = records
             .iter()
-            .filter_map(|r| match r {
+            .map(|r| match r {
                 Ok(Some(Json(rec))) if rec.status == DocStatus::Verified => {
                     rec.side_token.as_deref().and_then(parse_id)
                 }
                 _ => None,
             })
             .collect();
-        let mut sides = self.snap.multi_get::<Objects>(&side_keys).into_iter();
+        let wanted: Vec<DocId> = side_keys.iter().flatten().copied().collect();
+        let mut sides = self.snap.multi_get::<Objects>(&wanted).into_iter();
         records
             .into_iter()
-            .map(|r| {
+            .zip(side_keys)
+            .map(|(r, key)| {
                 let record = r?.map(|Json(rec)| rec);
-                let side = match &record {
-                    Some(rec) if rec.status == DocStatus::Verified => {
-                        match rec.side_token.as_deref().and_then(parse_id) {
-                            Some(_) => sides.next().transpose()?.flatten(),
-                            None => None,
-                        }
-                    }
-                    _ => None,
+                let side = match key {
+                    Some(_) => sides.next().transpose()?.flatten(),
+                    None => None,
                 };
                 Ok(SignatureInput { record, side })
             })

@@ -173,7 +173,7 @@ pub(crate) struct ParsedCert {
     tbs: std::ops::Range<usize>,
     /// The subject as RFC 4514 text, for reports and errors.
     pub(crate) subject: String,
-    /// The serial number's content octets in hex.
+    /// The serial number's content octets in hex ([`serial_hex`]).
     serial: String,
     /// subjectKeyIdentifier and authorityKeyIdentifier's keyIdentifier (for issuer matching).
     ski: Option<Vec<u8>>,
@@ -299,8 +299,8 @@ struct ParsedCrl {
     this_update: String,
     /// The issuer keys its signature verified under.
     verified: Memo,
-    /// Index into `revokedCertificates` by serial number (hex of its content octets, as
-    /// [`ParsedCert`] keeps it; the first entry where a serial is listed twice): a national
+    /// Index into `revokedCertificates` by serial number ([`serial_hex`], as [`ParsedCert`]
+    /// keeps it; the first entry where a serial is listed twice): a national
     /// CA's CRL lists tens of thousands, and every certificate of every path is looked up.
     revoked: std::collections::HashMap<String, usize>,
 }
@@ -348,6 +348,12 @@ impl CrlSet {
     }
 }
 
+/// A serial number as [`ParsedCert`] keeps it and a decoded CRL indexes it: the hex of its
+/// content octets (the same for equal numbers, however the DER was read).
+fn serial_hex(serial: &rasn::types::Integer) -> String {
+    hex::encode(hozon_tsa::asn1::integer_content(serial))
+}
+
 fn parsed_crl(der: &[u8]) -> Result<std::sync::Arc<ParsedCrl>, PathError> {
     static CRLS: DerCache<std::sync::Arc<ParsedCrl>> = std::sync::OnceLock::new();
     cached(&CRLS, CRL_CACHE, der, |der| {
@@ -358,11 +364,7 @@ fn parsed_crl(der: &[u8]) -> Result<std::sync::Arc<ParsedCrl>, PathError> {
         let this_update = fmt_time(time_to_system(&crl.tbs_cert_list.this_update));
         let mut revoked = std::collections::HashMap::new();
         for (i, r) in crl.tbs_cert_list.revoked_certificates.iter().enumerate() {
-            revoked
-                .entry(hex::encode(hozon_tsa::asn1::integer_content(
-                    &r.user_certificate,
-                )))
-                .or_insert(i);
+            revoked.entry(serial_hex(&r.user_certificate)).or_insert(i);
         }
         Ok(std::sync::Arc::new(ParsedCrl {
             crl,
@@ -396,9 +398,7 @@ impl Parsed {
                 .ok_or_else(|| PathError::Decode("certificate without a TBSCertificate".into()))?;
             // Computed once per certificate, not once per document that carries it.
             let subject = name_to_string(&cert.tbs_certificate.subject);
-            let serial = hex::encode(hozon_tsa::asn1::integer_content(
-                &cert.tbs_certificate.serial_number,
-            ));
+            let serial = serial_hex(&cert.tbs_certificate.serial_number);
             let ext = |oid: &Oid| {
                 cert.tbs_certificate
                     .extensions
