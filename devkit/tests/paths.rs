@@ -246,3 +246,79 @@ fn a_revoked_certificate_is_found_on_a_long_crl() {
         Revocation::NotRevoked { .. }
     ));
 }
+
+/// Validated paths are remembered per process for the interval of time between two instants
+/// at which some check changes (a validity bound, a revocation date). Each check here is made
+/// at such an instant and just past it, in an order where a memo that put both in one interval
+/// would answer the second from the first.
+#[test]
+fn a_remembered_path_does_not_outlive_a_validity_bound_or_a_revocation() {
+    let second = Duration::from_secs(1);
+    let expired = |r: Result<ValidatedPath, PathError>| match r {
+        Err(PathError::NoValidPath { reason, .. }) => {
+            matches!(*reason, PathError::Expired { .. })
+        }
+        Err(PathError::Expired { .. }) => true,
+        _ => false,
+    };
+    let p = validate("doctor-01", at(2024, 6, 1), Purpose::DocumentSignature).unwrap();
+    let (not_before, not_after) = (p.certificates[0].not_before, p.certificates[0].not_after);
+    for _ in 0..2 {
+        assert!(validate("doctor-01", not_after, Purpose::DocumentSignature).is_ok());
+        assert!(expired(validate(
+            "doctor-01",
+            not_after + second,
+            Purpose::DocumentSignature
+        )));
+        assert!(validate("doctor-01", not_before, Purpose::DocumentSignature).is_ok());
+        assert!(expired(validate(
+            "doctor-01",
+            not_before - second,
+            Purpose::DocumentSignature
+        )));
+    }
+    // Revoked on 2025-06-30 00:00:00: a second before, the signature stands; at it, it does not.
+    let revoked_on = Utc
+        .with_ymd_and_hms(2025, 6, 30, 0, 0, 0)
+        .unwrap()
+        .timestamp() as u64;
+    let revoked_on = UNIX_EPOCH + Duration::from_secs(revoked_on);
+    for _ in 0..2 {
+        let p = validate(
+            "doctor-revoked",
+            revoked_on - second,
+            Purpose::DocumentSignature,
+        )
+        .unwrap();
+        assert!(matches!(
+            p.certificates[0].revocation,
+            Revocation::RevokedLater { .. }
+        ));
+        assert!(matches!(
+            validate("doctor-revoked", revoked_on, Purpose::DocumentSignature),
+            Err(PathError::Revoked { .. })
+        ));
+    }
+    // The same path with no CRLs is another question: its status is unknown, not the
+    // "not revoked" remembered with the CRLs.
+    let chain = pki().chain("doctor-01").unwrap();
+    let input = PathInput {
+        end_entity: &chain[0],
+        intermediates: &chain[1..],
+        crls: CrlSet::empty(),
+        time: at(2024, 6, 1),
+        purpose: Purpose::DocumentSignature,
+        remote_policy: TEST_REMOTE_SIGNATURE_POLICY,
+    };
+    assert_eq!(
+        validate_path(&input, &anchors()).unwrap().certificates[0].revocation,
+        Revocation::Unknown
+    );
+    assert!(matches!(
+        validate("doctor-01", at(2024, 6, 1), Purpose::DocumentSignature)
+            .unwrap()
+            .certificates[0]
+            .revocation,
+        Revocation::NotRevoked { .. }
+    ));
+}

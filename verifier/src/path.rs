@@ -593,10 +593,16 @@ pub fn validate_path(
         crls: &input.crls.0,
         time: input.time,
     };
+    let key = PathKey::new(&ee, &ctx, input);
+    if let Some(path) = paths().remembered(&key, input.time) {
+        return Ok(path.as_ref().clone());
+    }
     let mut path = vec![ee.clone()];
     let mut first_error: Option<PathError> = None;
     if ctx.extend(&mut path, &mut first_error) {
-        return ctx.finish(&path, input);
+        let validated = ctx.finish(&path, input)?;
+        paths().remember(key, &ee, &ctx, input.time, &validated);
+        return Ok(validated);
     }
     Err(match first_error {
         Some(PathError::NoIssuer { .. }) | None => PathError::NoIssuer {
@@ -608,6 +614,140 @@ pub fn validate_path(
             reason: Box::new(e),
         },
     })
+}
+
+/// Paths that validated, remembered per process with the times they hold for.
+///
+/// An ingest or a bulk run validates the same few paths (a doctor's certificate under its CA,
+/// the TSA's) for every document, only at another time each (the document's timestamp), and
+/// building and checking a path again was a tenth of a document's verification. The outcome
+/// depends on the time only through comparisons with fixed instants: each certificate's
+/// notBefore (valid from it on) and notAfter (invalid from just after it), and each
+/// revocation date a CRL of the set gives for one of the certificates (revoked from it on).
+/// Between two consecutive such instants every comparison comes out the same, so one
+/// validation answers for every time in that interval. The instants are collected from every
+/// candidate certificate (ee, intermediates, anchors) and every CRL entry for any of their
+/// serial numbers, more than the comparisons can reach, which only cuts intervals finer.
+///
+/// The inputs are keyed by the addresses of their decoded forms (the process' certificate and
+/// CRL caches hand out one shared value per DER), and an entry keeps those values alive, so an
+/// address cannot be reused by another certificate while it is in the key. Failures are not
+/// remembered: their messages name the time, and they are rare.
+struct PathMemo(std::sync::Mutex<std::collections::HashMap<PathKey, PathEntry>>);
+
+/// Keys remembered before the memo is emptied.
+const PATH_MEMO: usize = 1024;
+/// Intervals remembered per key (a bulk run meets one or two per path).
+const PATH_INTERVALS: usize = 16;
+
+fn paths() -> &'static PathMemo {
+    static PATHS: std::sync::OnceLock<PathMemo> = std::sync::OnceLock::new();
+    PATHS.get_or_init(|| PathMemo(Default::default()))
+}
+
+/// What [`validate_path`]'s outcome depends on besides the time: the decoded end entity,
+/// intermediates (in order: path building tries them in order), CRLs and anchors, by address;
+/// the purpose and the remote-signature policy.
+#[derive(PartialEq, Eq, Hash)]
+struct PathKey {
+    objects: Vec<usize>,
+    purpose: Purpose,
+    remote_policy: ObjectIdentifier,
+}
+
+impl PathKey {
+    fn new(ee: &Parsed, ctx: &Ctx<'_>, input: &PathInput<'_>) -> PathKey {
+        let addr = |p: &Parsed| std::sync::Arc::as_ptr(&p.0) as usize;
+        let mut objects =
+            Vec::with_capacity(4 + ctx.intermediates.len() + ctx.crls.len() + ctx.anchors.len());
+        objects.extend([ctx.intermediates.len(), ctx.crls.len(), ctx.anchors.len()]);
+        objects.push(addr(ee));
+        objects.extend(ctx.intermediates.iter().map(addr));
+        objects.extend(ctx.crls.iter().map(|c| std::sync::Arc::as_ptr(c) as usize));
+        objects.extend(ctx.anchors.iter().map(addr));
+        PathKey {
+            objects,
+            purpose: input.purpose,
+            remote_policy: input.remote_policy.to_owned(),
+        }
+    }
+}
+
+struct PathEntry {
+    /// The decoded inputs the key's addresses point at, kept alive with the entry.
+    _inputs: (Vec<Parsed>, Vec<std::sync::Arc<ParsedCrl>>),
+    /// The instants at which some comparison of the validation changes, sorted.
+    instants: Vec<SystemTime>,
+    /// Validated paths by interval: index `i` is `[instants[i-1], instants[i])`.
+    paths: Vec<(usize, std::sync::Arc<ValidatedPath>)>,
+}
+
+/// The interval of `instants` that `time` falls in.
+fn interval(instants: &[SystemTime], time: SystemTime) -> usize {
+    instants.partition_point(|i| *i <= time)
+}
+
+impl PathMemo {
+    fn remembered(&self, key: &PathKey, time: SystemTime) -> Option<std::sync::Arc<ValidatedPath>> {
+        let memo = self.0.lock().ok()?;
+        let entry = memo.get(key)?;
+        let i = interval(&entry.instants, time);
+        entry
+            .paths
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn remember(
+        &self,
+        key: PathKey,
+        ee: &Parsed,
+        ctx: &Ctx<'_>,
+        time: SystemTime,
+        path: &ValidatedPath,
+    ) {
+        let certs: Vec<Parsed> = std::iter::once(ee)
+            .chain(ctx.intermediates)
+            .chain(ctx.anchors)
+            .cloned()
+            .collect();
+        let mut instants = Vec::with_capacity(certs.len() * 2);
+        for c in &certs {
+            let v = &c.cert.tbs_certificate.validity;
+            instants.push(time_to_system(&v.not_before));
+            instants.push(time_to_system(&v.not_after) + std::time::Duration::from_nanos(1));
+            for crl in ctx.crls {
+                if let Some(r) = crl
+                    .revoked
+                    .get(&c.serial)
+                    .and_then(|&i| crl.crl.tbs_cert_list.revoked_certificates.get(i))
+                {
+                    instants.push(time_to_system(&r.revocation_date));
+                }
+            }
+        }
+        instants.sort_unstable();
+        instants.dedup();
+        let i = interval(&instants, time);
+        let Ok(mut memo) = self.0.lock() else {
+            return;
+        };
+        if memo.len() >= PATH_MEMO && !memo.contains_key(&key) {
+            memo.clear();
+        }
+        let entry = memo.entry(key).or_insert_with(|| PathEntry {
+            _inputs: (certs, ctx.crls.to_vec()),
+            instants,
+            paths: Vec::new(),
+        });
+        if entry.paths.len() >= PATH_INTERVALS {
+            entry.paths.clear();
+        }
+        if !entry.paths.iter().any(|(j, _)| *j == i) {
+            entry.paths.push((i, std::sync::Arc::new(path.clone())));
+        }
+    }
 }
 
 struct Ctx<'a> {
