@@ -197,9 +197,10 @@ pub struct VerifiedDocument {
     pub signed_bytes_len: usize,
 }
 
-/// RFC 8785 canonical JSON of `bundle` without its `signature` member (for building
-/// documents: the value is written out and read back as [`Json`], which verification
-/// canonicalizes directly).
+/// RFC 8785 canonical JSON of `bundle` without its `signature` member, for building
+/// documents. It goes through the [`Json`] tree and [`crate::jcs`], while verification
+/// writes the JCS straight from the text ([`crate::canonical`]): two implementations, which
+/// every document of the dev corpus holds to each other.
 pub fn signed_bytes(bundle: &Value) -> Vec<u8> {
     let text = serde_json::to_vec(bundle).unwrap_or_default();
     Json::parse(&text)
@@ -215,18 +216,92 @@ fn signed_json(bundle: &Json<'_>) -> Vec<u8> {
     }
 }
 
-fn composition_type(bundle: &Json<'_>) -> Option<String> {
-    bundle
-        .get("entry")?
-        .as_array()?
-        .iter()
-        .filter_map(|e| e.get("resource"))
-        .find(|r| r.get("resourceType").and_then(Json::as_str) == Some("Composition"))?
-        .get("type")?
-        .get("coding")?
-        .as_array()?
-        .iter()
-        .find_map(|c| c.get("code").and_then(Json::as_str).map(str::to_owned))
+/// The fields of a Bundle that verification reads, picked out of its text while it is
+/// canonicalized ([`crate::canonical`]): each as the text of its value.
+#[derive(Default)]
+struct BundleFields<'a> {
+    resource_type: Option<&'a str>,
+    id: Option<&'a str>,
+    signature: Option<&'a str>,
+    /// The entry being read.
+    entry: usize,
+    /// `entry[i].resource.resourceType` and `entry[i].resource.type`, by entry.
+    resource_types: Vec<(usize, &'a str)>,
+    types: Vec<(usize, &'a str)>,
+}
+
+impl BundleFields<'_> {
+    const ROOT: u32 = 1;
+    const RESOURCE_TYPE: u32 = 2;
+    const ID: u32 = 3;
+    const SIGNATURE: u32 = 4;
+    const ENTRIES: u32 = 5;
+    const ENTRY: u32 = 6;
+    const RESOURCE: u32 = 7;
+    const ENTRY_RESOURCE_TYPE: u32 = 8;
+    const ENTRY_TYPE: u32 = 9;
+
+    /// `Composition.type.coding[].code` of the first entry whose resource is a Composition.
+    fn composition_type(&self) -> Option<String> {
+        let (entry, _) = self
+            .resource_types
+            .iter()
+            .find(|(_, t)| json_str(t).as_deref() == Some("Composition"))?;
+        let (_, text) = self.types.iter().find(|(e, _)| e == entry)?;
+        Json::parse(text.as_bytes())
+            .ok()?
+            .get("coding")?
+            .as_array()?
+            .iter()
+            .find_map(|c| c.get("code").and_then(Json::as_str).map(str::to_owned))
+    }
+}
+
+impl<'a> crate::canonical::Watch<'a> for BundleFields<'a> {
+    fn root(&mut self) -> u32 {
+        Self::ROOT
+    }
+
+    fn member(&mut self, parent: u32, name: &str) -> u32 {
+        match (parent, name) {
+            (Self::ROOT, "resourceType") => Self::RESOURCE_TYPE,
+            (Self::ROOT, "id") => Self::ID,
+            (Self::ROOT, "signature") => Self::SIGNATURE,
+            (Self::ROOT, "entry") => Self::ENTRIES,
+            (Self::ENTRY, "resource") => Self::RESOURCE,
+            (Self::RESOURCE, "resourceType") => Self::ENTRY_RESOURCE_TYPE,
+            (Self::RESOURCE, "type") => Self::ENTRY_TYPE,
+            _ => 0,
+        }
+    }
+
+    fn element(&mut self, parent: u32, index: usize) -> u32 {
+        if parent == Self::ENTRIES {
+            self.entry = index;
+            Self::ENTRY
+        } else {
+            0
+        }
+    }
+
+    fn value(&mut self, state: u32, text: &'a str) {
+        match state {
+            Self::RESOURCE_TYPE => self.resource_type = Some(text),
+            Self::ID => self.id = Some(text),
+            Self::SIGNATURE => self.signature = Some(text),
+            Self::ENTRY_RESOURCE_TYPE => self.resource_types.push((self.entry, text)),
+            Self::ENTRY_TYPE => self.types.push((self.entry, text)),
+            _ => {}
+        }
+    }
+}
+
+/// The string a JSON value's text holds, if it is a string.
+fn json_str(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    match Json::parse(text.as_bytes()).ok()? {
+        Json::String(s) => Some(s),
+        _ => None,
+    }
 }
 
 struct SignatureResult {
@@ -244,15 +319,21 @@ pub fn verify_document(
     bytes: &[u8],
     ctx: &DocumentContext<'_>,
 ) -> Result<VerifiedDocument, DocumentError> {
-    let bundle = Json::parse(bytes).map_err(|e| DocumentError::NotJson(e.to_string()))?;
-    let resource_type = bundle
-        .get("resourceType")
-        .and_then(Json::as_str)
-        .unwrap_or("absent");
+    // The JCS bytes the signature covers, and the fields read below, in one pass.
+    let mut fields = BundleFields::default();
+    let payload = crate::canonical::canonicalize(bytes, Some("signature"), &mut fields)
+        .map_err(|e| DocumentError::NotJson(e.to_string()))?;
+    let resource_type = fields.resource_type.and_then(json_str);
+    let resource_type = resource_type.as_deref().unwrap_or("absent");
     if resource_type != "Bundle" {
         return Err(DocumentError::NotABundle(resource_type.to_owned()));
     }
-    let sig = bundle.get("signature").ok_or(DocumentError::NoSignature)?;
+    let sig = fields
+        .signature
+        .map(|text| Json::parse(text.as_bytes()))
+        .transpose()
+        .map_err(|e| DocumentError::NotJson(e.to_string()))?
+        .ok_or(DocumentError::NoSignature)?;
     let sig_format = sig
         .get("sigFormat")
         .and_then(Json::as_str)
@@ -264,7 +345,6 @@ pub fn verify_document(
     let data = STANDARD
         .decode(data)
         .map_err(|e| DocumentError::MalformedSignature(format!("data is not base64: {e}")))?;
-    let payload = signed_json(&bundle);
 
     let result = match sig_format {
         "application/jose" => verify_jws(&data, &payload, ctx)?,
@@ -293,7 +373,7 @@ pub fn verify_document(
         },
         ctx.anchors,
     )?;
-    let doc_type_code = composition_type(&bundle);
+    let doc_type_code = fields.composition_type();
     let doc_type = doc_type_code.as_deref().and_then(DocumentType::from_loinc);
     if !ctx.usage.permits(signer.kind, doc_type) {
         return Err(DocumentError::UsageNotPermitted {
@@ -309,7 +389,7 @@ pub fn verify_document(
         });
     }
     Ok(VerifiedDocument {
-        bundle_id: bundle.get("id").and_then(Json::as_str).map(str::to_owned),
+        bundle_id: fields.id.and_then(json_str).map(|s| s.into_owned()),
         doc_type,
         doc_type_code,
         format: result.format,
@@ -533,9 +613,13 @@ fn verify_cms(
 mod tests {
     use super::*;
 
+    /// The JCS of `json` as verification makes it (straight from the text), checked against
+    /// the tree path that signing uses.
     fn jcs(json: &str) -> String {
         let v = Json::parse(json.as_bytes()).unwrap();
-        String::from_utf8(crate::jcs::to_vec(&v)).unwrap()
+        let text = crate::canonical::canonicalize(json.as_bytes(), None, &mut ()).unwrap();
+        assert_eq!(text, crate::jcs::to_vec(&v), "{json}");
+        String::from_utf8(text).unwrap()
     }
 
     /// RFC 8785 §3.2.2 (the input of the RFC, byte for byte) and §3.2.3 (property sorting by

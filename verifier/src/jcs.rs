@@ -75,7 +75,7 @@ fn write_object(members: &[(Cow<'_, str>, Json<'_>)], skip: Option<&str>, out: &
 
 /// Orders by UTF-16 code units (RFC 8785 §3.2.3). For names without characters above U+FFFF
 /// this is byte order, which is the common case and compared first.
-fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
     if a.is_ascii() && b.is_ascii() {
         a.as_bytes().cmp(b.as_bytes())
     } else {
@@ -87,7 +87,11 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
     // Every JSON number is an IEEE 754 double in JCS (I-JSON, RFC 7493); a number that does
     // not fit one (only possible with serde_json's arbitrary precision) is written as its
     // nearest double, as serde_jcs does.
-    let f = n.as_f64().unwrap_or(f64::NAN);
+    write_double(n.as_f64().unwrap_or(f64::NAN), out);
+}
+
+/// A double as ECMAScript's `Number.prototype.toString` writes it (RFC 8785 §3.2.2.3).
+pub(crate) fn write_double(f: f64, out: &mut Vec<u8>) {
     if f.is_finite() {
         out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
     } else {
@@ -96,7 +100,8 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
     }
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// A string as ECMAScript's `JSON.stringify` writes it (RFC 8785 §3.2.2.2).
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
@@ -145,7 +150,7 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -158,7 +163,7 @@ mod tests {
         to_vec(&Json::parse(&text).unwrap())
     }
 
-    fn oracle(v: &Value) -> Vec<u8> {
+    pub(crate) fn oracle(v: &Value) -> Vec<u8> {
         serde_jcs::to_vec(v).expect("serde_jcs")
     }
 
@@ -214,7 +219,7 @@ mod tests {
         }
     }
 
-    fn random_value(rng: &mut StdRng, depth: u32) -> Value {
+    pub(crate) fn random_value(rng: &mut StdRng, depth: u32) -> Value {
         let leaf = depth == 0 || rng.random_bool(0.4);
         match rng.random_range(0..if leaf { 4 } else { 6 }) {
             0 => Value::Null,
