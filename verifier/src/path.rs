@@ -630,9 +630,12 @@ pub fn validate_path(
 /// serial numbers, more than the comparisons can reach, which only cuts intervals finer.
 ///
 /// The inputs are keyed by the addresses of their decoded forms (the process' certificate and
-/// CRL caches hand out one shared value per DER), and an entry keeps those values alive, so an
-/// address cannot be reused by another certificate while it is in the key. Failures are not
-/// remembered: their messages name the time, and they are rare.
+/// CRL caches hand out one shared value per DER). An entry holds weak references to them:
+/// an allocation with a weak reference is not freed, so its address cannot be reused by
+/// another certificate or CRL while it is in a key, yet a decoded CRL (megabytes for a
+/// national CA) is not kept alive by the memo once the caches and the callers drop it; bulk
+/// runs over years of documents meet many captured CRLs. Failures are not remembered: their
+/// messages name the time, and they are rare.
 struct PathMemo(std::sync::Mutex<std::collections::HashMap<PathKey, PathEntry>>);
 
 /// Keys remembered before the memo is emptied.
@@ -674,8 +677,11 @@ impl PathKey {
 }
 
 struct PathEntry {
-    /// The decoded inputs the key's addresses point at, kept alive with the entry.
-    _inputs: (Vec<Parsed>, Vec<std::sync::Arc<ParsedCrl>>),
+    /// The decoded inputs the key's addresses point at: their allocations stay reserved.
+    _inputs: (
+        Vec<std::sync::Weak<ParsedCert>>,
+        Vec<std::sync::Weak<ParsedCrl>>,
+    ),
     /// The instants at which some comparison of the validation changes, sorted.
     instants: Vec<SystemTime>,
     /// Validated paths by interval: index `i` is `[instants[i-1], instants[i])`.
@@ -707,10 +713,9 @@ impl PathMemo {
         time: SystemTime,
         path: &ValidatedPath,
     ) {
-        let certs: Vec<Parsed> = std::iter::once(ee)
+        let certs: Vec<&Parsed> = std::iter::once(ee)
             .chain(ctx.intermediates)
             .chain(ctx.anchors)
-            .cloned()
             .collect();
         let mut instants = Vec::with_capacity(certs.len() * 2);
         for c in &certs {
@@ -737,7 +742,13 @@ impl PathMemo {
             memo.clear();
         }
         let entry = memo.entry(key).or_insert_with(|| PathEntry {
-            _inputs: (certs, ctx.crls.to_vec()),
+            _inputs: (
+                certs
+                    .iter()
+                    .map(|c| std::sync::Arc::downgrade(&c.0))
+                    .collect(),
+                ctx.crls.iter().map(std::sync::Arc::downgrade).collect(),
+            ),
             instants,
             paths: Vec::new(),
         });
