@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 
-use crate::jcs::{utf16_order, write_double, write_string};
+use crate::jcs::{first_to_escape, utf16_order, write_double, write_string};
 
 /// `serde_json`'s recursion limit: at most `MAX_DEPTH - 1` arrays and objects nested.
 pub const MAX_DEPTH: usize = 128;
@@ -341,35 +341,11 @@ impl<'a> Canonicalizer<'a> {
         }
     }
 
-    /// Index of the first byte at or after `from` that is `"`, `\` or a control character.
-    fn special(&self, from: usize) -> Option<usize> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let mut i = from;
-        // Eight bytes at a time: a byte is flagged when it is below 0x20 or equal to 0x22 or
-        // 0x5C (the usual "has a zero byte" trick; the lowest flag is always exact).
-        while let Some(chunk) = self.bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-            let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-            let flags = zero(w & !(0x1f * ONES)) // below 0x20: nothing but the low 5 bits set
-                | zero(w ^ (0x22 * ONES))
-                | zero(w ^ (0x5c * ONES));
-            if flags != 0 {
-                return Some(i + (flags.trailing_zeros() / 8) as usize);
-            }
-            i += 8;
-        }
-        self.bytes[i..]
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-            .map(|p| i + p)
-    }
-
     /// Reads a string (at its opening quote): borrowed when it has no escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
         let open = self.pos;
         let start = open + 1;
-        let Some(mut i) = self.special(start) else {
+        let Some(mut i) = first_to_escape(self.bytes, start) else {
             return self.error("unterminated string", open);
         };
         if self.bytes[i] == b'"' {
@@ -390,7 +366,7 @@ impl<'a> Canonicalizer<'a> {
                 }
                 _ => return self.error("control character in a string", i),
             }
-            match self.special(i) {
+            match first_to_escape(self.bytes, i) {
                 Some(j) => {
                     s.push_str(&self.text[i..j]);
                     i = j;

@@ -100,27 +100,44 @@ pub(crate) fn write_double(f: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// Index of the first byte at or after `from` that is `"`, `\` or a control character: the
+/// bytes a JSON string must escape, and the only ones that end a run of plain text in one.
+pub(crate) fn first_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    // Eight bytes at a time: a byte is flagged when it is below 0x20 or equal to 0x22 or 0x5C
+    // (the usual "has a zero byte" trick; the lowest flag is always exact).
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let flags = zero(w & !(0x1f * ONES)) // below 0x20: nothing but the low 5 bits set
+            | zero(w ^ (0x22 * ONES))
+            | zero(w ^ (0x5c * ONES));
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|p| i + p)
+}
+
 /// A string as ECMAScript's `JSON.stringify` writes it (RFC 8785 §3.2.2.2).
 pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
-    // Most strings need no escape at all: find the first 16-byte chunk that may (a loop the
-    // compiler vectorizes) and copy everything before it as it is.
-    let clean = bytes
-        .chunks(16)
-        .take_while(|chunk| {
-            !chunk
-                .iter()
-                .fold(false, |m, &b| m | (b < 0x20) | (b == b'"') | (b == b'\\'))
-        })
-        .count()
-        * 16;
-    if clean >= bytes.len() {
+    // Most strings need no escape at all: everything before the first byte that may is
+    // copied as it is.
+    let Some(clean) = first_to_escape(bytes, 0) else {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
-    }
+    };
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let escape: &[u8] = match b {

@@ -354,6 +354,15 @@ fn serial_hex(serial: &rasn::types::Integer) -> String {
     hex::encode(hozon_tsa::asn1::integer_content(serial))
 }
 
+impl ParsedCrl {
+    /// The entry listing the certificate with serial number `serial` ([`serial_hex`]), if any.
+    fn entry(&self, serial: &str) -> Option<&rasn_pkix::RevokedCertificate> {
+        self.revoked
+            .get(serial)
+            .and_then(|&i| self.crl.tbs_cert_list.revoked_certificates.get(i))
+    }
+}
+
 fn parsed_crl(der: &[u8]) -> Result<std::sync::Arc<ParsedCrl>, PathError> {
     static CRLS: DerCache<std::sync::Arc<ParsedCrl>> = std::sync::OnceLock::new();
     cached(&CRLS, CRL_CACHE, der, |der| {
@@ -443,6 +452,12 @@ impl Parsed {
 
     fn subject(&self) -> String {
         self.subject.clone()
+    }
+
+    /// notBefore and notAfter.
+    fn validity(&self) -> (SystemTime, SystemTime) {
+        let v = &self.cert.tbs_certificate.validity;
+        (time_to_system(&v.not_before), time_to_system(&v.not_after))
     }
 
     /// The signed part of the certificate, as it appears in it.
@@ -713,35 +728,45 @@ impl PathMemo {
         time: SystemTime,
         path: &ValidatedPath,
     ) {
-        let certs: Vec<&Parsed> = std::iter::once(ee)
-            .chain(ctx.intermediates)
-            .chain(ctx.anchors)
-            .collect();
-        let mut instants = Vec::with_capacity(certs.len() * 2);
-        for c in &certs {
-            let v = &c.cert.tbs_certificate.validity;
-            instants.push(time_to_system(&v.not_before));
-            instants.push(time_to_system(&v.not_after) + std::time::Duration::from_nanos(1));
-            for crl in ctx.crls {
-                if let Some(r) = crl
-                    .revoked
-                    .get(&c.serial)
-                    .and_then(|&i| crl.crl.tbs_cert_list.revoked_certificates.get(i))
-                {
-                    instants.push(time_to_system(&r.revocation_date));
-                }
-            }
-        }
-        instants.sort_unstable();
-        instants.dedup();
-        let i = interval(&instants, time);
         let Ok(mut memo) = self.0.lock() else {
             return;
         };
         if memo.len() >= PATH_MEMO && !memo.contains_key(&key) {
             memo.clear();
         }
-        let entry = memo.entry(key).or_insert_with(|| PathEntry {
+        let entry = memo.entry(key).or_insert_with(|| PathEntry::new(ee, ctx));
+        let i = interval(&entry.instants, time);
+        if entry.paths.len() >= PATH_INTERVALS {
+            entry.paths.clear();
+        }
+        if !entry.paths.iter().any(|(j, _)| *j == i) {
+            entry.paths.push((i, std::sync::Arc::new(path.clone())));
+        }
+    }
+}
+
+impl PathEntry {
+    /// An entry for the inputs of `ctx` with end entity `ee`, with no path yet.
+    fn new(ee: &Parsed, ctx: &Ctx<'_>) -> PathEntry {
+        let certs: Vec<&Parsed> = std::iter::once(ee)
+            .chain(ctx.intermediates)
+            .chain(ctx.anchors)
+            .collect();
+        let mut instants = Vec::with_capacity(certs.len() * 2);
+        for c in &certs {
+            let (not_before, not_after) = c.validity();
+            instants.push(not_before);
+            instants.push(not_after + std::time::Duration::from_nanos(1));
+            instants.extend(
+                ctx.crls
+                    .iter()
+                    .filter_map(|crl| crl.entry(&c.serial))
+                    .map(|r| time_to_system(&r.revocation_date)),
+            );
+        }
+        instants.sort_unstable();
+        instants.dedup();
+        PathEntry {
             _inputs: (
                 certs
                     .iter()
@@ -751,12 +776,6 @@ impl PathMemo {
             ),
             instants,
             paths: Vec::new(),
-        });
-        if entry.paths.len() >= PATH_INTERVALS {
-            entry.paths.clear();
-        }
-        if !entry.paths.iter().any(|(j, _)| *j == i) {
-            entry.paths.push((i, std::sync::Arc::new(path.clone())));
         }
     }
 }
@@ -886,11 +905,7 @@ impl Ctx<'_> {
             if !verified {
                 continue;
             }
-            let listed = parsed
-                .revoked
-                .get(&cert.serial)
-                .and_then(|&i| crl.tbs_cert_list.revoked_certificates.get(i));
-            match listed {
+            match parsed.entry(&cert.serial) {
                 Some(r) => {
                     let date = time_to_system(&r.revocation_date);
                     if date <= self.time {
@@ -946,12 +961,12 @@ impl Ctx<'_> {
                 ),
                 None => (None, Revocation::Unknown),
             };
-            let tbs = &p.cert.tbs_certificate;
+            let (not_before, not_after) = p.validity();
             certificates.push(PathCertificate {
                 subject: p.subject(),
                 serial: p.serial.clone(),
-                not_before: time_to_system(&tbs.validity.not_before),
-                not_after: time_to_system(&tbs.validity.not_after),
+                not_before,
+                not_after,
                 signed_with,
                 revocation,
                 der: p.der.clone(),
@@ -1038,8 +1053,7 @@ fn verify_signed(child: &Parsed, issuer: &Parsed) -> Result<(), PathError> {
 }
 
 fn check_validity(c: &Parsed, at: SystemTime) -> Result<(), PathError> {
-    let v = &c.cert.tbs_certificate.validity;
-    let (nb, na) = (time_to_system(&v.not_before), time_to_system(&v.not_after));
+    let (nb, na) = c.validity();
     if at < nb || at > na {
         return Err(PathError::Expired {
             subject: c.subject(),
