@@ -73,13 +73,27 @@ fn write_object(members: &[(Cow<'_, str>, Json<'_>)], skip: Option<&str>, out: &
     out.push(b'}');
 }
 
-/// Orders by UTF-16 code units (RFC 8785 §3.2.3). For names without characters above U+FFFF
-/// this is byte order, which is the common case and compared first.
+/// Orders by UTF-16 code units (RFC 8785 §3.2.3), comparing the UTF-8 bytes.
+///
+/// UTF-8 byte order is code point order, and UTF-16 order differs from it only between a
+/// character of U+E000..=U+FFFF (UTF-8 lead byte 0xEE or 0xEF) and one above U+FFFF (lead
+/// byte 0xF0..=0xF4, a surrogate pair 0xD800.. in UTF-16, so it sorts first). Past an equal
+/// prefix, the first differing bytes are both lead bytes or both in one character of the same
+/// length, so only that one pair of lead bytes needs turning round.
 pub(crate) fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
-    if a.is_ascii() && b.is_ascii() {
-        a.as_bytes().cmp(b.as_bytes())
-    } else {
-        a.encode_utf16().cmp(b.encode_utf16())
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(i) => {
+            let (p, q) = (x[i], y[i]);
+            let supplementary = |c: u8| c >= 0xf0;
+            if p >= 0xee && q >= 0xee && supplementary(p) != supplementary(q) {
+                // The one above U+FFFF comes first.
+                supplementary(q).cmp(&supplementary(p))
+            } else {
+                p.cmp(&q)
+            }
+        }
     }
 }
 
@@ -268,6 +282,38 @@ pub(crate) mod tests {
                 String::from_utf8_lossy(&oracle(&v)),
                 "value {i}: {v}"
             );
+        }
+    }
+
+    /// Byte comparison with the one turn-round gives UTF-16 order: every pair of strings of
+    /// up to two characters from the alphabet and the boundaries of each UTF-8 length.
+    #[test]
+    fn utf16_order_agrees_with_utf16_code_units() {
+        let mut chars = ALPHABET.to_vec();
+        chars.extend([
+            '\u{7ff}',
+            '\u{800}',
+            '\u{d7ff}',
+            '\u{edff}',
+            '\u{efff}',
+            '\u{ffff}',
+            '\u{10ffff}',
+        ]);
+        let mut strings = vec![String::new()];
+        for &a in &chars {
+            strings.push(a.to_string());
+            for &b in &chars {
+                strings.push([a, b].iter().collect());
+            }
+        }
+        for a in &strings {
+            for b in &strings {
+                assert_eq!(
+                    utf16_order(a, b),
+                    a.encode_utf16().cmp(b.encode_utf16()),
+                    "{a:?} {b:?}"
+                );
+            }
         }
     }
 
