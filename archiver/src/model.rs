@@ -419,8 +419,10 @@ pub fn hex_id(id: &[u8]) -> String {
 
 /// An id from hex.
 pub fn parse_id(s: &str) -> Option<DocId> {
-    let v = hex::decode(s.trim()).ok()?;
-    v.try_into().ok()
+    // Into place, without a vector: bulk runs parse every captured object's id per document.
+    let mut id = DocId::default();
+    hex::decode_to_slice(s.trim(), &mut id).ok()?;
+    Some(id)
 }
 
 /// Unix seconds of a time.
@@ -466,5 +468,23 @@ mod tests {
         ]);
         assert_eq!(PlacementList::decode(&p.encode()).unwrap(), p);
         assert!(PlacementList::decode(&[0; 15]).is_err());
+    }
+
+    #[test]
+    fn ids_parse_only_from_64_hex_digits() {
+        let id: DocId = std::array::from_fn(|i| i as u8 * 7);
+        let hex = hex_id(&id);
+        assert_eq!(parse_id(&hex), Some(id));
+        assert_eq!(parse_id(&hex.to_uppercase()), Some(id));
+        assert_eq!(parse_id(&format!(" {hex}\n")), Some(id));
+        for bad in [
+            &hex[..62],
+            &hex[..63],
+            &format!("{hex}00"),
+            &hex.replace('0', "g"),
+            "",
+        ] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
     }
 }

@@ -223,6 +223,9 @@ struct BundleFields<'a> {
     resource_type: Option<&'a str>,
     id: Option<&'a str>,
     signature: Option<&'a str>,
+    /// `signature.sigFormat` and `signature.data`.
+    sig_format: Option<&'a str>,
+    sig_data: Option<&'a str>,
     /// The entry being read.
     entry: usize,
     /// `entry[i].resource.resourceType` and `entry[i].resource.type`, by entry.
@@ -240,6 +243,8 @@ impl BundleFields<'_> {
     const RESOURCE: u32 = 7;
     const ENTRY_RESOURCE_TYPE: u32 = 8;
     const ENTRY_TYPE: u32 = 9;
+    const SIG_FORMAT: u32 = 10;
+    const SIG_DATA: u32 = 11;
 
     /// `Composition.type.coding[].code` of the first entry whose resource is a Composition.
     fn composition_type(&self) -> Option<String> {
@@ -271,6 +276,8 @@ impl<'a> crate::canonical::Watch<'a> for BundleFields<'a> {
             (Self::ENTRY, "resource") => Self::RESOURCE,
             (Self::RESOURCE, "resourceType") => Self::ENTRY_RESOURCE_TYPE,
             (Self::RESOURCE, "type") => Self::ENTRY_TYPE,
+            (Self::SIGNATURE, "sigFormat") => Self::SIG_FORMAT,
+            (Self::SIGNATURE, "data") => Self::SIG_DATA,
             _ => 0,
         }
     }
@@ -289,6 +296,8 @@ impl<'a> crate::canonical::Watch<'a> for BundleFields<'a> {
             Self::RESOURCE_TYPE => self.resource_type = Some(text),
             Self::ID => self.id = Some(text),
             Self::SIGNATURE => self.signature = Some(text),
+            Self::SIG_FORMAT => self.sig_format = Some(text),
+            Self::SIG_DATA => self.sig_data = Some(text),
             Self::ENTRY_RESOURCE_TYPE => self.resource_types.push((self.entry, text)),
             Self::ENTRY_TYPE => self.types.push((self.entry, text)),
             _ => {}
@@ -296,8 +305,14 @@ impl<'a> crate::canonical::Watch<'a> for BundleFields<'a> {
     }
 }
 
-/// The string a JSON value's text holds, if it is a string.
+/// The string a JSON value's text (valid JSON, as the canonicalizer hands it over) holds, if
+/// it is a string: borrowed as it is when it has no escapes.
 fn json_str(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        if !inner.contains('\\') {
+            return Some(std::borrow::Cow::Borrowed(inner));
+        }
+    }
     match Json::parse(text.as_bytes()).ok()? {
         Json::String(s) => Some(s),
         _ => None,
@@ -328,25 +343,24 @@ pub fn verify_document(
     if resource_type != "Bundle" {
         return Err(DocumentError::NotABundle(resource_type.to_owned()));
     }
-    let sig = fields
-        .signature
-        .map(|text| Json::parse(text.as_bytes()))
-        .transpose()
-        .map_err(|e| DocumentError::NotJson(e.to_string()))?
-        .ok_or(DocumentError::NoSignature)?;
-    let sig_format = sig
-        .get("sigFormat")
-        .and_then(Json::as_str)
+    // `signature.sigFormat` and `.data` were picked out with the rest (only when `signature`
+    // is an object: its members are watched, an array's elements are not).
+    if fields.signature.is_none() {
+        return Err(DocumentError::NoSignature);
+    }
+    let sig_format = fields
+        .sig_format
+        .and_then(json_str)
         .ok_or_else(|| DocumentError::MalformedSignature("no sigFormat".into()))?;
-    let data = sig
-        .get("data")
-        .and_then(Json::as_str)
+    let data = fields
+        .sig_data
+        .and_then(json_str)
         .ok_or_else(|| DocumentError::MalformedSignature("no data".into()))?;
     let data = STANDARD
-        .decode(data)
+        .decode(data.as_bytes())
         .map_err(|e| DocumentError::MalformedSignature(format!("data is not base64: {e}")))?;
 
-    let result = match sig_format {
+    let result = match sig_format.as_ref() {
         "application/jose" => verify_jws(&data, &payload, ctx)?,
         "application/pkcs7-signature" => verify_cms(&data, &payload, ctx)?,
         other => return Err(DocumentError::Unsupported(format!("sigFormat {other}"))),
@@ -479,7 +493,13 @@ fn verify_jws(
     let [header_b64, payload_b64, sig_b64] = parts[..] else {
         return Err(malformed("not a compact serialisation (three parts)"));
     };
-    let payload_expected = URL_SAFE_NO_PAD.encode(payload);
+    // The JWS signing input, `header.payload` (RFC 7515 §5.2), with the payload encoded
+    // straight into it.
+    let mut signing_input = String::with_capacity(header_b64.len() + 1 + payload.len() * 4 / 3 + 4);
+    signing_input.push_str(header_b64);
+    signing_input.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut signing_input);
+    let payload_expected = &signing_input[header_b64.len() + 1..];
     if !payload_b64.is_empty() && payload_b64 != payload_expected {
         return Err(DocumentError::SignatureInvalid(
             "the JWS carries another payload than this document".into(),
@@ -516,7 +536,6 @@ fn verify_jws(
     let sig = URL_SAFE_NO_PAD
         .decode(sig_b64)
         .map_err(|_| malformed("signature is not base64url"))?;
-    let signing_input = format!("{header_b64}.{payload_expected}");
     if !crate::token::verify_signature(
         verifier,
         spki.subject_public_key.as_raw_slice(),
