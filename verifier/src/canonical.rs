@@ -4,11 +4,15 @@
 //! and four small fields. Parsing the text into a [`Json`](crate::json::Json) tree and then
 //! writing the tree out was a quarter of a `--signatures` document's CPU (perf, 10,000 signed
 //! documents): an allocation per object, array and escaped string, and every byte walked
-//! twice. [`canonicalize`] writes the JCS form while it reads: strings without escapes and
-//! integers are copied as they are (their JCS form is their text), and an object's members,
-//! written in the order they came, are reordered in place when the object closes, only if
-//! they were not in order already. The fields the caller wants are picked out on the way by a
-//! [`Watch`], as slices of the text.
+//! twice. [`canonicalize`] writes the JCS form of every token while it reads: strings without
+//! escapes and integers are copied as they are (their JCS form is their text), and an
+//! object's members are written in the order they came. When an object closes, its members
+//! are sorted as spans of that output; the output is put in order once, at the end, by one
+//! walk that copies each byte once and copies an object whose members and descendants were
+//! all in order whole. (Reordering each object in place when it closed copied a byte once
+//! per enclosing object out of order, and FHIR puts `resourceType` first in almost every
+//! object.) The fields the caller wants are picked out on the way by a [`Watch`], as slices
+//! of the text.
 //!
 //! It accepts exactly the texts [`Json::parse`](crate::json::Json::parse) accepts (RFC 8259
 //! JSON in UTF-8, I-JSON's unique member names, finite numbers, at most [`MAX_DEPTH`] nested
@@ -84,17 +88,22 @@ pub fn canonicalize<'a>(
         out: Vec::with_capacity(bytes.len()),
         members: Vec::new(),
         frames: Vec::new(),
-        scratch: Vec::new(),
+        objects: Vec::new(),
+        spans: Vec::new(),
+        dirty: false,
     };
     c.run(skip, watch)?;
-    Ok(c.out)
+    if !c.dirty {
+        return Ok(c.out);
+    }
+    let mut ordered = Vec::with_capacity(c.out.len());
+    c.emit(0, c.out.len(), 0, &mut ordered);
+    Ok(ordered)
 }
 
 /// An open array or object.
 struct Frame {
     object: bool,
-    /// Where its contents start in the output (after `{` or `[`).
-    content: usize,
     /// Where its members start in `members` (objects).
     members: usize,
     /// Elements so far (arrays).
@@ -102,13 +111,40 @@ struct Frame {
     /// Its watch state, and where its text starts.
     state: u32,
     start: usize,
+    /// Its index in `objects` (objects).
+    index: usize,
+    /// Whether an object in it must be written in another order than the output's.
+    dirty: bool,
 }
 
-/// One member of an open object: its name, and where `"name":value` lies in the output.
+/// An object written to the output, in the order objects were opened (so by `start`).
+struct Object {
+    /// Where its `{` is in the output, and where its `}` ends.
+    start: usize,
+    end: usize,
+    /// The index in `objects` past its descendants.
+    next: usize,
+    /// Whether it, or an object in it, must be written in another order than the output's.
+    dirty: bool,
+    /// Its members in JCS order, in `spans` (dirty objects only).
+    members: std::ops::Range<usize>,
+}
+
+/// A member `"name":value` of a dirty object in the output, and the index in `objects` of
+/// the first object at or after its start.
+struct Span {
+    start: usize,
+    end: usize,
+    first: usize,
+}
+
+/// One member of an open object: its name, where `"name":value` lies in the output, and the
+/// index in `objects` of the first object opened after it started.
 struct Member<'a> {
     name: Cow<'a, str>,
     start: usize,
     end: usize,
+    first: usize,
 }
 
 struct Canonicalizer<'a> {
@@ -119,8 +155,12 @@ struct Canonicalizer<'a> {
     /// The members of every open object, innermost last.
     members: Vec<Member<'a>>,
     frames: Vec<Frame>,
-    /// Reused when an object's members are reordered.
-    scratch: Vec<u8>,
+    /// Every object so far, in the order they were opened.
+    objects: Vec<Object>,
+    /// The members of dirty objects, each object's in JCS order.
+    spans: Vec<Span>,
+    /// Whether the output must be put in order at the end.
+    dirty: bool,
 }
 
 impl<'a> Canonicalizer<'a> {
@@ -149,15 +189,25 @@ impl<'a> Canonicalizer<'a> {
                         return self.error("nested too deeply", start);
                     }
                     let object = self.bytes[start] == b'{';
+                    if object {
+                        self.objects.push(Object {
+                            start: self.out.len(),
+                            end: 0,
+                            next: 0,
+                            dirty: false,
+                            members: 0..0,
+                        });
+                    }
                     self.out.push(self.bytes[start]);
                     self.pos += 1;
                     self.frames.push(Frame {
                         object,
-                        content: self.out.len(),
                         members: self.members.len(),
                         count: 0,
                         state,
                         start,
+                        index: self.objects.len().wrapping_sub(1),
+                        dirty: false,
                     });
                     self.skip_ws();
                     let close = if object { b'}' } else { b']' };
@@ -269,54 +319,86 @@ impl<'a> Canonicalizer<'a> {
             name,
             start,
             end: start,
+            first: self.objects.len(),
         });
         Ok(state)
     }
 
     /// Closes `frame` (its closing bracket read): writes the bracket, and for an object puts
     /// its members in JCS order (RFC 8785 §3.2.3), refusing duplicate names, and leaves out
-    /// `skip` at the root.
+    /// `skip` at the root. An object whose order differs from the output's marks itself and
+    /// every container around it dirty, for [`Canonicalizer::emit`].
     fn close(&mut self, frame: &Frame, skip: Option<&str>) -> Result<(), SyntaxError> {
+        let mut dirty = frame.dirty;
         if !frame.object {
             self.out.push(b']');
-            return Ok(());
+        } else {
+            let skip = if self.frames.is_empty() { skip } else { None };
+            let members = &mut self.members[frame.members..];
+            let in_order = members
+                .windows(2)
+                .all(|w| utf16_order(&w[0].name, &w[1].name).is_lt());
+            let skipped = skip.is_some_and(|s| members.iter().any(|m| m.name == s));
+            if !in_order {
+                members.sort_unstable_by(|a, b| utf16_order(&a.name, &b.name));
+                if let Some(w) = members.windows(2).find(|w| w[0].name == w[1].name) {
+                    let name = w[0].name.to_string();
+                    return self.error(
+                        format!("duplicate member name {name:?} (I-JSON, RFC 7493 §2.3)"),
+                        frame.start,
+                    );
+                }
+            }
+            dirty |= !in_order || skipped;
+            self.out.push(b'}');
+            let from = self.spans.len();
+            if dirty {
+                let kept = members.iter().filter(|m| skip.is_none_or(|s| m.name != s));
+                self.spans.extend(kept.map(|m| Span {
+                    start: m.start,
+                    end: m.end,
+                    first: m.first,
+                }));
+            }
+            let (end, next) = (self.out.len(), self.objects.len());
+            let object = &mut self.objects[frame.index];
+            object.end = end;
+            object.next = next;
+            object.dirty = dirty;
+            object.members = from..self.spans.len();
+            self.members.truncate(frame.members);
         }
-        let skip = if self.frames.is_empty() { skip } else { None };
-        let members = &mut self.members[frame.members..];
-        let in_order = members
-            .windows(2)
-            .all(|w| utf16_order(&w[0].name, &w[1].name).is_lt());
-        let skipped = skip.is_some_and(|s| members.iter().any(|m| m.name == s));
-        if !in_order {
-            members.sort_unstable_by(|a, b| utf16_order(&a.name, &b.name));
-            if let Some(w) = members.windows(2).find(|w| w[0].name == w[1].name) {
-                let name = w[0].name.to_string();
-                return self.error(
-                    format!("duplicate member name {name:?} (I-JSON, RFC 7493 §2.3)"),
-                    frame.start,
-                );
+        if dirty {
+            match self.frames.last_mut() {
+                Some(parent) => parent.dirty = true,
+                None => self.dirty = true,
             }
         }
-        if !in_order || skipped {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&self.out[frame.content..]);
-            self.out.truncate(frame.content);
-            let mut first = true;
-            for m in members.iter() {
-                if skip.is_some_and(|s| m.name == s) {
-                    continue;
-                }
-                if !first {
-                    self.out.push(b',');
-                }
-                first = false;
-                let (a, b) = (m.start - frame.content, m.end - frame.content);
-                self.out.extend_from_slice(&self.scratch[a..b]);
-            }
-        }
-        self.out.push(b'}');
-        self.members.truncate(frame.members);
         Ok(())
+    }
+
+    /// Writes `out[from..to]` in JCS order to `to_buf`; `object` is the index of the first
+    /// object at or after `from`.
+    fn emit(&self, from: usize, to: usize, mut object: usize, to_buf: &mut Vec<u8>) {
+        let mut at = from;
+        while let Some(o) = self.objects.get(object).filter(|o| o.start < to) {
+            to_buf.extend_from_slice(&self.out[at..o.start]);
+            if o.dirty {
+                to_buf.push(b'{');
+                for (i, m) in self.spans[o.members.clone()].iter().enumerate() {
+                    if i > 0 {
+                        to_buf.push(b',');
+                    }
+                    self.emit(m.start, m.end, m.first, to_buf);
+                }
+                to_buf.push(b'}');
+            } else {
+                to_buf.extend_from_slice(&self.out[o.start..o.end]);
+            }
+            at = o.end;
+            object = o.next;
+        }
+        to_buf.extend_from_slice(&self.out[at..to]);
     }
 
     /// Writes a string's JCS form: its text when it had no escapes (borrowed from the text:
