@@ -752,5 +752,22 @@ mod tests {
             code(br#"{"resourceType":"Bundle","signature":{"sigFormat":"application/pkcs7-signature","data":"AAAA"}}"#),
             "malformed-signature"
         );
+        // `sigFormat` and `data` are read from the signature object itself only, and escaped
+        // strings are read by what they hold.
+        let message = |b: &[u8]| verify_document(b, &ctx).unwrap_err().to_string();
+        for elsewhere in [
+            br#"{"resourceType":"Bundle","signature":[{"sigFormat":"application/jose","data":"AAAA"}]}"#.as_slice(),
+            br#"{"resourceType":"Bundle","signature":{"x":{"sigFormat":"application/jose","data":"AAAA"}}}"#,
+            br#"{"resourceType":"Bundle","signature":"application/jose","sigFormat":"application/jose"}"#,
+            br#"{"resourceType":"Bundle","signature":{"sigFormat":7,"data":"AAAA"}}"#,
+        ] {
+            assert!(message(elsewhere).contains("no sigFormat"), "{}", message(elsewhere));
+        }
+        let escaped = br#"{"resourceType":"Bundle","signature":{"sigFormat":"application\/pkcs7-signature","data":"\u0041AAA"}}"#;
+        assert!(
+            message(escaped).contains("CMS ContentInfo"),
+            "{}",
+            message(escaped)
+        );
     }
 }
