@@ -57,3 +57,34 @@ pub fn rsa_verify_rate(pki: &TestPki, threads: usize, n: usize) -> f64 {
     });
     (n * threads) as f64 / t.elapsed().as_secs_f64()
 }
+
+/// aws-lc-rs `digest` over `size`-byte messages, `threads` threads at once for about
+/// `seconds`: bytes per second. The library's own rate, next to openssl's: aws-lc takes its
+/// scalar SHA-512 code (`sha512_block_data_order_nohw` in a perf profile) on this AMD EPYC,
+/// where openssl runs its AVX2 code.
+pub fn aws_lc_digest_rate(
+    alg: &'static aws_lc_rs::digest::Algorithm,
+    size: usize,
+    threads: usize,
+    seconds: f64,
+) -> f64 {
+    let data = vec![0x5a_u8; size];
+    let t = Instant::now();
+    let hashed: usize = (0..threads)
+        .into_par_iter()
+        .map(|_| {
+            let mut n = 0;
+            while t.elapsed().as_secs_f64() < seconds {
+                for _ in 0..64 {
+                    std::hint::black_box(aws_lc_rs::digest::digest(
+                        alg,
+                        std::hint::black_box(&data),
+                    ));
+                }
+                n += 64;
+            }
+            n * size
+        })
+        .sum();
+    hashed as f64 / t.elapsed().as_secs_f64()
+}
