@@ -103,7 +103,8 @@ pub fn canonicalize<'a>(
 
 /// An open array or object.
 struct Frame {
-    object: bool,
+    /// For an object, its index in `objects`; `None` for an array.
+    object: Option<usize>,
     /// Where its members start in `members` (objects).
     members: usize,
     /// Elements so far (arrays).
@@ -111,8 +112,6 @@ struct Frame {
     /// Its watch state, and where its text starts.
     state: u32,
     start: usize,
-    /// Its index in `objects` (objects).
-    index: usize,
     /// Whether an object in it must be written in another order than the output's.
     dirty: bool,
 }
@@ -188,8 +187,8 @@ impl<'a> Canonicalizer<'a> {
                     if self.frames.len() + 1 >= MAX_DEPTH {
                         return self.error("nested too deeply", start);
                     }
-                    let object = self.bytes[start] == b'{';
-                    if object {
+                    let object = (self.bytes[start] == b'{').then_some(self.objects.len());
+                    if object.is_some() {
                         self.objects.push(Object {
                             start: self.out.len(),
                             end: 0,
@@ -206,11 +205,10 @@ impl<'a> Canonicalizer<'a> {
                         count: 0,
                         state,
                         start,
-                        index: self.objects.len().wrapping_sub(1),
                         dirty: false,
                     });
                     self.skip_ws();
-                    let close = if object { b'}' } else { b']' };
+                    let close = if object.is_some() { b'}' } else { b']' };
                     if self.bytes.get(self.pos) != Some(&close) {
                         state = self.open_item(watch)?;
                         continue 'value;
@@ -253,7 +251,7 @@ impl<'a> Canonicalizer<'a> {
                     }
                     return Ok(());
                 };
-                let object = frame.object;
+                let object = frame.object.is_some();
                 if object {
                     let end = self.out.len();
                     if let Some(m) = self.members.last_mut() {
@@ -289,7 +287,7 @@ impl<'a> Canonicalizer<'a> {
     fn open_item(&mut self, watch: &mut impl Watch<'a>) -> Result<u32, SyntaxError> {
         let frame = self.frames.last_mut().expect("an open container");
         let parent = frame.state;
-        if !frame.object {
+        if frame.object.is_none() {
             let index = frame.count;
             frame.count += 1;
             return Ok(if parent == 0 {
@@ -330,9 +328,7 @@ impl<'a> Canonicalizer<'a> {
     /// every container around it dirty, for [`Canonicalizer::emit`].
     fn close(&mut self, frame: &Frame, skip: Option<&str>) -> Result<(), SyntaxError> {
         let mut dirty = frame.dirty;
-        if !frame.object {
-            self.out.push(b']');
-        } else {
+        if let Some(index) = frame.object {
             let skip = if self.frames.is_empty() { skip } else { None };
             let members = &mut self.members[frame.members..];
             let in_order = members
@@ -361,12 +357,14 @@ impl<'a> Canonicalizer<'a> {
                 }));
             }
             let (end, next) = (self.out.len(), self.objects.len());
-            let object = &mut self.objects[frame.index];
+            let object = &mut self.objects[index];
             object.end = end;
             object.next = next;
             object.dirty = dirty;
             object.members = from..self.spans.len();
             self.members.truncate(frame.members);
+        } else {
+            self.out.push(b']');
         }
         if dirty {
             match self.frames.last_mut() {

@@ -222,7 +222,8 @@ fn signed_json(bundle: &Json<'_>) -> Vec<u8> {
 struct BundleFields<'a> {
     resource_type: Option<&'a str>,
     id: Option<&'a str>,
-    signature: Option<&'a str>,
+    /// Whether the Bundle has a `signature` member.
+    signature: bool,
     /// `signature.sigFormat` and `signature.data`.
     sig_format: Option<&'a str>,
     sig_data: Option<&'a str>,
@@ -295,7 +296,7 @@ impl<'a> crate::canonical::Watch<'a> for BundleFields<'a> {
         match state {
             Self::RESOURCE_TYPE => self.resource_type = Some(text),
             Self::ID => self.id = Some(text),
-            Self::SIGNATURE => self.signature = Some(text),
+            Self::SIGNATURE => self.signature = true,
             Self::SIG_FORMAT => self.sig_format = Some(text),
             Self::SIG_DATA => self.sig_data = Some(text),
             Self::ENTRY_RESOURCE_TYPE => self.resource_types.push((self.entry, text)),
@@ -345,7 +346,7 @@ pub fn verify_document(
     }
     // `signature.sigFormat` and `.data` were picked out with the rest (only when `signature`
     // is an object: its members are watched, an array's elements are not).
-    if fields.signature.is_none() {
+    if !fields.signature {
         return Err(DocumentError::NoSignature);
     }
     let sig_format = fields
