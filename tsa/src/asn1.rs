@@ -414,7 +414,8 @@ impl DigestAlgorithm {
         }
     }
 
-    fn aws_lc(self) -> &'static aws_lc_rs::digest::Algorithm {
+    /// The aws-lc-rs algorithm that computes it.
+    pub fn aws_lc(self) -> &'static aws_lc_rs::digest::Algorithm {
         use aws_lc_rs::digest;
         match self {
             Self::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
