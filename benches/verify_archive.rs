@@ -310,15 +310,8 @@ fn main() {
 /// prints the rate; returns the evidence-only ratio a run that only read and hashed each
 /// document would reach, `read / (read + sha256)` (`None` without openssl's figure).
 fn read_floor(archive: &Archive, sha_one: Option<f64>) -> (f64, Option<f64>) {
-    let snap = archive.store().snapshot();
-    let t = Instant::now();
-    let (mut docs, mut bytes) = (0u64, 0u64);
-    for row in snap.iter::<hozon_archiver::model::Objects>() {
-        let (_, value) = row.expect("readable");
-        docs += 1;
-        bytes += value.len() as u64;
-    }
-    let read = bytes as f64 / t.elapsed().as_secs_f64();
+    let (docs, bytes, secs) = scan_objects(archive);
+    let read = bytes as f64 / secs;
     let ceiling = sha_one.map(|sha| read / (read + sha));
     println!(
         "limit: reading every stored object once (key-order scan, one thread, no hashing): \
