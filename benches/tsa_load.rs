@@ -14,16 +14,25 @@
 //!    number of sessions, as the server uses it, or HOZON_LOAD_SESSIONS) for the phase length,
 //!    with the slowest and fastest one-second windows (the token's own rate moves by 10–25%
 //!    from second to second in SoftHSM on this machine);
-//! 2. peak: closed loop, HOZON_LOAD_CONNS keep-alive connections, the server and the load
+//! 2. issuing in process: as many threads as connections calling `Issuer::handle` (check,
+//!    time, serial, sign, durable audit record) with no HTTP, so the cost of issuing beyond
+//!    the signature is known apart from the transport's;
+//! 3. peak: closed loop, HOZON_LOAD_CONNS keep-alive connections, the server and the load
 //!    generator in this one process on the same 2 cores (the issue's condition), with its
 //!    one-second windows and how many audit records shared each durable commit;
-//! 3. latency at 70% of peak: open loop at a fixed rate (at most 256 requests in flight, as
+//! 4. latency at 70% of peak: open loop at a fixed rate (at most 256 requests in flight, as
 //!    a client pool would; time waiting for one counts in the latency), p50/p99;
-//! 4. transport floor: the same closed loop against the same HTTP server
+//! 5. transport floor: the same closed loop against the same HTTP server
 //!    (`hozon_tsa::http::serve`) whose one route returns a stored token without issuing one;
 //!    since signing and transport share the two cores, `1 / (1/floor + 1/raw)` is the most a
 //!    TSA on this stack can issue here, printed as a ratio to raw next to the 0.8 target;
-//! 5. soak (RSA only): 70% load for HOZON_SOAK_SECS, RSS sampled each second.
+//!    for scale, nginx answering with a fixed body and wrk loading it (Debian's nginx and
+//!    wrk, skipped without them): the fastest HTTP pair on this machine, and the ceilings it
+//!    would give;
+//! 6. soak (RSA only): 70% load for HOZON_SOAK_SECS, RSS sampled each second.
+//!
+//! Phases run seconds apart on a shared VM: the raw, in-process and peak figures each carry
+//! the share of CPU time the hypervisor gave to other guests meanwhile (`/proc/stat` steal).
 //!
 //! The load generator is a minimal hyper HTTP/1.1 client (it shares the cores it measures).
 //! Every reply is parsed; any non-granted reply is counted and reported.
@@ -105,6 +114,67 @@ fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> (f64, f64, f64) {
     let min = full.iter().copied().fold(f64::INFINITY, f64::min);
     let max = full.iter().copied().fold(0.0, f64::max);
     (rate, min, max)
+}
+
+/// Tokens/s issued in this process without HTTP: `threads` threads each calling
+/// [`Issuer::handle`] back to back (check, time, serial, sign, durable audit record), as
+/// many as the HTTP runs have connections, so that threads waiting for a group commit leave
+/// the sessions busy. Every reply must be a granted token.
+fn issue_rate(
+    issuer: &Arc<Issuer>,
+    reqs: &Arc<Vec<Vec<u8>>>,
+    threads: usize,
+    dur: Duration,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let hs: Vec<_> = (0..threads)
+        .map(|t| {
+            let (issuer, reqs, stop, count) =
+                (issuer.clone(), reqs.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, outcome) = issuer.handle(&reqs[i % reqs.len()], "127.0.0.1:0");
+                    assert!(
+                        matches!(outcome, hozon_tsa::issuer::Outcome::Granted { .. }),
+                        "in-process issuing: {outcome:?}"
+                    );
+                    count.fetch_add(1, Ordering::Relaxed);
+                    i += threads;
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        h.join().unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The host's CPU time counters (`/proc/stat`, all CPUs): (stolen, total), in ticks.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    (f.get(7).copied().unwrap_or(0), f.iter().take(8).sum())
+}
+
+/// Percent of the CPU time since `from` that the hypervisor gave to other guests: on this
+/// shared VM it moves ratios between phases run seconds apart, so each is printed with it.
+fn steal_since(from: (u64, u64)) -> f64 {
+    let (steal, total) = cpu_ticks();
+    100.0 * steal.saturating_sub(from.0) as f64 / total.saturating_sub(from.1).max(1) as f64
 }
 
 struct Run {
@@ -481,7 +551,9 @@ fn bench_key(
             hozon_tsa::pkcs11::default_sessions() as u64,
         ) as usize,
     ));
+    let ticks = cpu_ticks();
     let (raw, raw_min, raw_max) = raw_sign_rate(&signer, phase);
+    let raw_steal = steal_since(ticks);
     let cert = hozon_tsa::certgen::self_signed_tsa_certificate(
         signer.as_ref(),
         &hozon_tsa::certgen::TsaCertParams {
@@ -512,6 +584,10 @@ fn bench_key(
         ),
         audit: AuditWriter::start(Box::new(stores::StoreAuditSink(store.clone()))).unwrap(),
     });
+    let reqs = requests(1024);
+    let ticks = cpu_ticks();
+    let issued = issue_rate(&issuer, &reqs, conns, phase);
+    let issue_steal = steal_since(ticks);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -526,18 +602,20 @@ fn bench_key(
         let server = tokio::spawn(hozon_tsa::http::serve(listener, app, async {
             let _ = stop_rx.await;
         }));
-        let reqs = requests(1024);
         // Warm up connections and caches.
         let _ = closed_loop(&url, conns, Duration::from_secs(1), reqs.clone()).await;
         let commits_before = audit.commits();
+        let ticks = cpu_ticks();
         let peak = closed_loop(&url, conns, phase, reqs.clone()).await;
+        let peak_steal = steal_since(ticks);
         let per_commit = peak.ok as f64 / (audit.commits() - commits_before).max(1) as f64;
         let at70 = open_loop(&url, peak.rate * 0.7, phase, reqs.clone(), None).await;
         println!(
-            "{label}: raw PKCS#11 sign {raw:.0}/s (2 threads; 1 s windows {raw_min:.0}–{raw_max:.0}) | peak {:.0} tokens/s = {:.2} of raw \
-             (1 s windows {:.0}–{:.0}; p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}; \
+            "{label}: raw PKCS#11 sign {raw:.0}/s ({} threads; 1 s windows {raw_min:.0}–{raw_max:.0}; {raw_steal:.0}% steal) | peak {:.0} tokens/s = \
+             {:.2} of raw (1 s windows {:.0}–{:.0}; {peak_steal:.0}% steal; p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}; \
              {per_commit:.1} audit records per durable commit) | at 70% of peak ({:.0}/s): \
              p50 {:.1} ms, p99 {:.1} ms, {} ok, {} non-success{}",
+            secs("HOZON_RAW_THREADS", 2),
             peak.rate,
             peak.rate / raw,
             peak.windows.0,
@@ -559,6 +637,7 @@ fn bench_key(
         // one. Signing and the transport share the two cores, so a TSA on this stack can reach
         // at most 1 / (1/floor + 1/raw) tokens/s.
         let reply = Client::new(&url).post(reqs[0].clone()).await.unwrap();
+        let reply_len = reply.len();
         let floor = transport_floor(conns, phase, reqs.clone(), reply).await;
         let ceiling = 1.0 / (1.0 / floor.rate + 1.0 / raw);
         println!(
@@ -573,6 +652,37 @@ fn bench_key(
             ceiling / raw,
             peak.rate / ceiling,
         );
+        // Where a token's CPU goes: the same work split at the two boundaries measured
+        // above (raw signing; issuing in process; the transport alone), in CPU time of all
+        // cores per token. The tighter ceiling puts this issuing behind this transport.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let us = |rate: f64| cores / rate * 1e6;
+        println!(
+            "{label}: issuing in this process without HTTP ({conns} threads calling \
+             Issuer::handle: check, time, serial, sign, durable audit record): {issued:.0} \
+             tokens/s = {:.2} of raw ({issue_steal:.0}% steal) | CPU per token on {cores} cores: signing {:.0} µs + the \
+             rest of issuing {:.0} µs + HTTP, client and server, {:.0} µs | ceiling for this \
+             issuing behind this transport, 1/(1/issuing + 1/floor): {:.2} of raw",
+            issued / raw,
+            us(raw),
+            us(issued) - us(raw),
+            us(floor.rate),
+            1.0 / (1.0 / issued + 1.0 / floor.rate) / raw,
+        );
+        // The fastest HTTP pair on this machine, for scale (our floor runs hyper and axum on
+        // both ends; theirs is C on both ends).
+        let query_len = reqs.iter().map(Vec::len).sum::<usize>() / reqs.len();
+        match nginx_wrk_floor(reply_len, query_len, conns, phase) {
+            Some(best) => println!(
+                "{label}: for scale, nginx + wrk on the same cores ({conns} connections, a \
+                 fixed {reply_len}-byte reply): {best:.0} replies/s; a TSA whose HTTP cost no \
+                 more and whose issuing cost nothing beyond signing, 1/(1/raw + 1/that): {:.2} \
+                 of raw; with this issuing, 1/(1/issuing + 1/that): {:.2} of raw",
+                1.0 / (1.0 / raw + 1.0 / best) / raw,
+                1.0 / (1.0 / issued + 1.0 / best) / raw,
+            ),
+            None => println!("{label}: nginx + wrk comparison skipped (nginx or wrk missing)"),
+        }
         if soak {
             let soak_secs = secs("HOZON_SOAK_SECS", 60);
             if soak_secs > 0 {
@@ -607,6 +717,92 @@ fn bench_key(
         let _ = stop_tx.send(());
         server.await.unwrap().unwrap();
     });
+}
+
+/// The same closed loop with the fastest HTTP pair Debian offers, for scale: nginx answering
+/// every POST with a fixed body as long as a token, and wrk (2 threads, `conns` keep-alive
+/// connections) sending requests as long as a query, both on the same cores. What a TSA could
+/// reach if its HTTP cost no more than theirs. `None` when nginx or wrk is missing (Debian
+/// packages nginx-light or nginx, and wrk).
+fn nginx_wrk_floor(reply_len: usize, query_len: usize, conns: usize, dur: Duration) -> Option<f64> {
+    let dir = tempfile::tempdir().ok()?;
+    let d = dir.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let body = "x".repeat(reply_len);
+    let p = d.display();
+    std::fs::write(
+        d.join("nginx.conf"),
+        format!(
+            "daemon off; worker_processes {cores}; pid {p}/nginx.pid; error_log {p}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; keepalive_requests 100000000;\n\
+             client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi;\n\
+             uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
+             server {{ listen 127.0.0.1:{port}; location / {{\n\
+             default_type application/timestamp-reply; return 200 \"{body}\"; }} }} }}\n"
+        ),
+    )
+    .ok()?;
+    std::fs::write(
+        d.join("post.lua"),
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = string.rep(\"q\", {query_len})\n\
+             wrk.headers[\"Content-Type\"] = \"application/timestamp-query\"\n"
+        ),
+    )
+    .ok()?;
+    let mut nginx = std::process::Command::new("nginx")
+        .args(["-p"])
+        .arg(d)
+        .args(["-c"])
+        .arg(d.join("nginx.conf"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let url = format!("http://127.0.0.1:{port}/tsa");
+    let up = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let wrk = up
+        .then(|| {
+            std::process::Command::new("wrk")
+                .args([
+                    "-t2",
+                    &format!("-c{conns}"),
+                    &format!("-d{}s", dur.as_secs().max(1)),
+                ])
+                .arg("-s")
+                .arg(d.join("post.lua"))
+                .arg(&url)
+                .output()
+                .ok()
+        })
+        .flatten();
+    // `-s quit` stops the workers with the master (killing the master alone leaves them).
+    let _ = std::process::Command::new("nginx")
+        .arg("-p")
+        .arg(d)
+        .arg("-c")
+        .arg(d.join("nginx.conf"))
+        .args(["-s", "quit"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = nginx.wait();
+    let out = String::from_utf8_lossy(&wrk?.stdout).into_owned();
+    // wrk counts non-2xx replies on a line of their own; a run with any is not a floor.
+    if out.contains("Non-2xx") {
+        eprintln!("nginx/wrk floor: non-2xx replies\n{out}");
+        return None;
+    }
+    out.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn openssl_baseline() {
