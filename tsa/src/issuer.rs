@@ -130,6 +130,8 @@ impl Issuer {
             serial: serial.clone(),
             gen_time,
         };
+        // The record of this token is on its way: a group commit being gathered waits for it.
+        let announced = self.audit.expect();
         let started = Instant::now();
         let token =
             protocol::issue_token(&req, &issuance, &self.config, &self.key).map_err(|e| {
@@ -140,6 +142,9 @@ impl Issuer {
                 }
             })?;
         metrics::histogram!("hozon_tsa_sign_seconds").record(started.elapsed().as_secs_f64());
+        // Withdrawn just before the record is sent: a writer that already holds the record
+        // must not wait for it as if it were still coming.
+        drop(announced);
         let ticket = self.audit.submit(AuditRecord {
             serial,
             gen_time,
