@@ -77,20 +77,25 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The raw sign rate over the whole phase, and the slowest and fastest one-second windows
-/// (how much the token's own rate moves, which bounds how steady any latency can be).
-fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> (f64, f64, f64) {
+/// Runs `work(thread, round)` back to back on `threads` threads for `dur`: the rate of rounds
+/// over the whole phase, and the rounds done in each one-second window (the last may be
+/// short).
+fn run_threads<F>(threads: usize, dur: Duration, work: F) -> (f64, Vec<f64>)
+where
+    F: Fn(usize, usize) + Send + Sync + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
-    // A message the size of real signed attributes.
-    let msg = vec![0x31u8; 180];
-    let hs: Vec<_> = (0..secs("HOZON_RAW_THREADS", 2))
-        .map(|_| {
-            let (s, stop, count, msg) = (signer.clone(), stop.clone(), count.clone(), msg.clone());
+    let work = Arc::new(work);
+    let hs: Vec<_> = (0..threads)
+        .map(|t| {
+            let (work, stop, count) = (work.clone(), stop.clone(), count.clone());
             std::thread::spawn(move || {
+                let mut round = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    s.sign(&msg).expect("raw sign");
+                    work(t, round);
                     count.fetch_add(1, Ordering::Relaxed);
+                    round += 1;
                 }
             })
         })
@@ -109,6 +114,18 @@ fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> (f64, f64, f64) {
         h.join().unwrap();
     }
     let rate = count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    (rate, windows)
+}
+
+/// The raw sign rate over the whole phase, and the slowest and fastest one-second windows
+/// (how much the token's own rate moves, which bounds how steady any latency can be).
+fn raw_sign_rate(signer: &Arc<dyn Signer>, dur: Duration) -> (f64, f64, f64) {
+    // A message the size of real signed attributes.
+    let msg = vec![0x31u8; 180];
+    let signer = signer.clone();
+    let (rate, windows) = run_threads(secs("HOZON_RAW_THREADS", 2) as usize, dur, move |_, _| {
+        signer.sign(&msg).expect("raw sign");
+    });
     // The last window may be short; leave it out of the spread.
     let full = &windows[..windows.len().saturating_sub(1).max(1).min(windows.len())];
     let min = full.iter().copied().fold(f64::INFINITY, f64::min);
@@ -126,33 +143,16 @@ fn issue_rate(
     threads: usize,
     dur: Duration,
 ) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let hs: Vec<_> = (0..threads)
-        .map(|t| {
-            let (issuer, reqs, stop, count) =
-                (issuer.clone(), reqs.clone(), stop.clone(), count.clone());
-            std::thread::spawn(move || {
-                let mut i = t;
-                while !stop.load(Ordering::Relaxed) {
-                    let (_, outcome) = issuer.handle(&reqs[i % reqs.len()], "127.0.0.1:0");
-                    assert!(
-                        matches!(outcome, hozon_tsa::issuer::Outcome::Granted { .. }),
-                        "in-process issuing: {outcome:?}"
-                    );
-                    count.fetch_add(1, Ordering::Relaxed);
-                    i += threads;
-                }
-            })
-        })
-        .collect();
-    let t = Instant::now();
-    std::thread::sleep(dur);
-    stop.store(true, Ordering::Relaxed);
-    for h in hs {
-        h.join().unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+    let (issuer, reqs) = (issuer.clone(), reqs.clone());
+    run_threads(threads, dur, move |t, round| {
+        let req = &reqs[(t + round * threads) % reqs.len()];
+        let (_, outcome) = issuer.handle(req, "127.0.0.1:0");
+        assert!(
+            matches!(outcome, hozon_tsa::issuer::Outcome::Granted { .. }),
+            "in-process issuing: {outcome:?}"
+        );
+    })
+    .0
 }
 
 /// The host's CPU time counters (`/proc/stat`, all CPUs): (stolen, total), in ticks.
@@ -756,14 +756,14 @@ fn nginx_wrk_floor(reply_len: usize, query_len: usize, conns: usize, dur: Durati
         ),
     )
     .ok()?;
-    let mut nginx = std::process::Command::new("nginx")
-        .args(["-p"])
-        .arg(d)
-        .args(["-c"])
-        .arg(d.join("nginx.conf"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
+    // nginx with this prefix and configuration: started, then told to quit.
+    let nginx_here = || {
+        let mut c = std::process::Command::new("nginx");
+        c.arg("-p").arg(d).arg("-c").arg(d.join("nginx.conf"));
+        c.stderr(std::process::Stdio::null());
+        c
+    };
+    let mut nginx = nginx_here().spawn().ok()?;
     let url = format!("http://127.0.0.1:{port}/tsa");
     let up = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
@@ -785,14 +785,7 @@ fn nginx_wrk_floor(reply_len: usize, query_len: usize, conns: usize, dur: Durati
         })
         .flatten();
     // `-s quit` stops the workers with the master (killing the master alone leaves them).
-    let _ = std::process::Command::new("nginx")
-        .arg("-p")
-        .arg(d)
-        .arg("-c")
-        .arg(d.join("nginx.conf"))
-        .args(["-s", "quit"])
-        .stderr(std::process::Stdio::null())
-        .status();
+    let _ = nginx_here().args(["-s", "quit"]).status();
     let _ = nginx.wait();
     let out = String::from_utf8_lossy(&wrk?.stdout).into_owned();
     // wrk counts non-2xx replies on a line of their own; a run with any is not a floor.

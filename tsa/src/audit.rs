@@ -326,13 +326,18 @@ const MAX_GROUP: usize = 1024;
 /// The audit writer takes its records this way, and `hozon archive serve` its documents.
 pub fn next_group<T>(rx: &mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
     let mut group = vec![rx.recv().ok()?];
+    take_waiting(rx, &mut group, max);
+    Some(group)
+}
+
+/// Adds to `group` every item already waiting, up to `max` in all.
+fn take_waiting<T>(rx: &mpsc::Receiver<T>, group: &mut Vec<T>, max: usize) {
     while group.len() < max {
         match rx.try_recv() {
             Ok(item) => group.push(item),
             Err(_) => break,
         }
     }
-    Some(group)
 }
 
 /// How long the writer waits, after the first record of a group, for records of tokens
@@ -360,12 +365,7 @@ fn gather<T>(
         match rx.recv_timeout(left) {
             Ok(item) => {
                 group.push(item);
-                while group.len() < max {
-                    match rx.try_recv() {
-                        Ok(item) => group.push(item),
-                        Err(_) => break,
-                    }
-                }
+                take_waiting(rx, group, max);
             }
             Err(_) => break,
         }
