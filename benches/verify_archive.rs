@@ -25,6 +25,9 @@
 //!   hashing), and the evidence-only ratio a run doing nothing but reading and hashing would
 //!   reach, `read / (read + sha256)`; the same for the signed corpus, whose documents are
 //!   compressible FHIR (zstd decompression in the read), with its evidence-only ratio;
+//! - the ceiling another layout would give: the same documents under sequential keys (the
+//!   order sealed trees list them in), inline in 64 KiB blocks instead of blob files, scanned
+//!   in key order, read alone and read and hashed, as a ratio to sha256;
 //! - the `--signatures` floor: `verify_document` alone over the corpus in memory on all cores
 //!   (best of 5), two RSA-2048 verifications per document at aws-lc-rs's rate, and the sum of
 //!   the steps no implementation can leave out, each at the rate of a tool doing only that
@@ -175,6 +178,14 @@ fn main() {
     });
     println!("archive of {n} documents ingested and sealed in {built:.1} s");
     let (_, floor) = read_floor(&archive, sha_one);
+    layout_limit(
+        &tmp.path().join("layout"),
+        n,
+        |i| opaque_doc(&pat, i as u64),
+        rocksdb::DBCompressionType::None,
+        sha_one,
+        "the opaque documents",
+    );
     let mut rates = Vec::new();
     for threads in [1, cores] {
         let r = verify(&archive, &trust, threads, false);
@@ -228,6 +239,14 @@ fn main() {
     // The same archive of real (compressible) FHIR documents, evidence only: what operators
     // see, with the documents' zstd decompression in the read.
     let (signed_read, _) = read_floor(&archive, sha_one);
+    layout_limit(
+        &tmp.path().join("layout"),
+        n_signed,
+        |i| docs[i].bytes.clone(),
+        rocksdb::DBCompressionType::Zstd,
+        sha_one,
+        "the signed documents",
+    );
     let r = verify(&archive, &trust, 1, false);
     println!(
         "evidence only, signed corpus ({:.0} bytes mean), 1 thread: {:.0} documents/s, {:.0} \
@@ -320,6 +339,81 @@ fn read_floor(archive: &Archive, sha_one: Option<f64>) -> (f64, Option<f64>) {
         ceiling.map_or("(not measured)".to_owned(), |c| format!("{c:.3}"))
     );
     (read, ceiling)
+}
+
+/// The read-and-hash ceiling another layout of the documents would give: the same documents
+/// (`doc(i)` in tree order) written under sequential keys with their bytes inline in 64 KiB
+/// blocks (`compression`; no blob files), compacted, then scanned in key order on one thread
+/// through a raw iterator (no copy), checksums verified, best of 3. Sealed trees list their
+/// documents in arrival order, so a store keyed by arrival would read a tree's documents in
+/// one such scan; today they are keyed by their hash and stored in blob files, so each is an
+/// index lookup and a read of its own. Prints the read rate and the read-and-hash rate as a
+/// ratio to openssl's SHA-256 on one core.
+fn layout_limit(
+    dir: &Path,
+    n: usize,
+    doc: impl Fn(usize) -> Vec<u8>,
+    compression: rocksdb::DBCompressionType,
+    sha_one: Option<f64>,
+    what: &str,
+) {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.set_compression_type(compression);
+    opts.set_bottommost_compression_type(compression);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_size(64 << 10);
+    opts.set_block_based_table_factory(&table);
+    let db = rocksdb::DB::open(&opts, dir).expect("layout store");
+    let mut batch = rocksdb::WriteBatch::default();
+    for i in 0..n {
+        batch.put((i as u64).to_be_bytes(), doc(i));
+        if batch.len() == 1024 {
+            db.write(std::mem::take(&mut batch)).expect("write");
+        }
+    }
+    db.write(batch).expect("write");
+    db.flush().expect("flush");
+    db.compact_range::<&[u8], &[u8]>(None, None);
+    let scan = |hash: bool| {
+        let mut best = 0.0f64;
+        for _ in 0..3 {
+            let mut ro = rocksdb::ReadOptions::default();
+            ro.fill_cache(false);
+            ro.set_verify_checksums(true);
+            ro.set_readahead_size(4 << 20);
+            let mut it = db.raw_iterator_opt(ro);
+            let t = Instant::now();
+            let (mut docs, mut bytes, mut x) = (0usize, 0usize, 0u8);
+            it.seek_to_first();
+            while let Some(v) = it.value() {
+                docs += 1;
+                bytes += v.len();
+                if hash {
+                    x ^= sha256(v)[0];
+                }
+                it.next();
+            }
+            it.status().expect("scan");
+            assert_eq!(docs, n, "the scan reads every document");
+            std::hint::black_box(x);
+            best = best.max(bytes as f64 / t.elapsed().as_secs_f64());
+        }
+        best
+    };
+    let (read, hashed) = (scan(false), scan(true));
+    let ratio = sha_one.map_or("(not measured)".to_owned(), |s| {
+        format!("{:.3}", hashed / s)
+    });
+    println!(
+        "limit: {what} under sequential keys, inline in 64 KiB blocks ({compression:?}), \
+         key-order scan, one thread: read {:.0} MB/s; read and hash {:.0} MB/s = {ratio} of sha256 \
+         (the ceiling of evidence-only with that layout)",
+        mb(read),
+        mb(hashed),
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// What `--signatures` cannot go below on this machine: `verify_document` alone over the
