@@ -29,9 +29,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use hozon_archiver::bulk::{BulkReport, Outcome};
 use hozon_archiver::client::{check_token, Stamp, StampError, Timestamper, TokenCheck};
 use hozon_archiver::ingest::{prepare, sha256, Mode, Trust};
-use hozon_archiver::model::{Objects, PageKey, Pages};
+use hozon_archiver::model::{Arrivals, Objects, PageKey, Pages};
 use hozon_archiver::renew::RenewalKind;
 use hozon_archiver::seal::SealWhen;
+use hozon_archiver::stored::Location;
 use hozon_archiver::{Archive, Settings};
 use hozon_devkit::corpus::{Corpus, CorpusSpec, Format, GeneratedDocument};
 use hozon_devkit::pki::TestPki;
@@ -424,10 +425,15 @@ fn policy_changes_are_found_planned_renewed_and_damage_is_named() {
     {
         let archive = Archive::open(s.data.join("archive")).unwrap();
         let store = archive.store();
-        let mut bytes = store.get::<Objects>(&changed_doc).unwrap().unwrap();
+        let mut bytes = hozon_archiver::stored::read(store, &changed_doc)
+            .unwrap()
+            .unwrap();
         bytes[40] ^= 0x20;
         let mut batch = store.batch();
-        batch.put::<Objects>(&changed_doc, &bytes);
+        match hozon_archiver::stored::location(store, &changed_doc).unwrap() {
+            Location::Arrival(key) => batch.put::<Arrivals>(&key, &bytes),
+            Location::Object(id) => batch.put::<Objects>(&id, &bytes),
+        }
         // Batch B is tree 2 (sealed second); its leaf 2 is `victim`.
         let key = PageKey {
             tree: 2,

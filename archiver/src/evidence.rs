@@ -23,7 +23,7 @@ use hozon_verifier::ers::{
 use hozon_verifier::hashtree::{root_from_reduced, HashTree};
 
 use crate::model::TreeRecord;
-use crate::model::{hex_id, DocId, Objects, PageKey, Pages, Placement, Placements, Trees};
+use crate::model::{hex_id, DocId, PageKey, Pages, Placement, Placements, Trees};
 use crate::pages::{page_tree, reduced_tree, siblings};
 use crate::ArchiveError;
 
@@ -212,9 +212,7 @@ impl<'a, V: View> Reader<'a, V> {
 
     /// The document's bytes and placements.
     pub fn document(&self, id: &DocId) -> Result<(Vec<u8>, Vec<Placement>), ArchiveError> {
-        let bytes = self
-            .store
-            .read::<Objects>(id)?
+        let bytes = crate::stored::read(self.store, id)?
             .ok_or_else(|| ArchiveError::NotFound(hex_id(id)))?;
         match self.store.read::<Placements>(id)? {
             Some(p) if !p.0.is_empty() => Ok((bytes, p.0)),

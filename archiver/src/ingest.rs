@@ -18,8 +18,8 @@ use hozon_verifier::path::{CrlSet, PathCertificate, TrustAnchors};
 use hozon_verifier::report::fmt_time;
 
 use crate::model::{
-    hex_id, parse_id, unix, DocId, DocRecord, DocStatus, Json, Objects, Pending, PendingEntry,
-    Records,
+    hex_id, parse_id, unix, ArrivalKey, Arrivals, DocId, DocRecord, DocStatus, Json, Objects,
+    Pending, PendingEntry, Records,
 };
 use crate::{Archive, ArchiveError};
 
@@ -193,6 +193,7 @@ pub fn prepare(
         failure: None,
         ingested_at: unix(now),
         size: bytes.len() as u64,
+        arrival: None,
         sig_format: None,
         bundle_id: None,
         doc_type: None,
@@ -316,10 +317,14 @@ impl Archive {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             for (n, d) in fresh.iter().enumerate() {
-                batch.put::<Objects>(&d.id, &d.bytes);
-                batch.put::<Records>(&d.id, &Json(d.record.clone()));
+                // Stored by arrival, the order the document's tree will list it in.
+                let seq = first + n as u64;
+                batch.put::<Arrivals>(&ArrivalKey { seq, id: d.id }, &d.bytes);
+                let mut record = d.record.clone();
+                record.arrival = Some(seq);
+                batch.put::<Records>(&d.id, &Json(record));
                 batch.put::<Pending>(
-                    &(first + n as u64),
+                    &seq,
                     &PendingEntry {
                         id: d.id,
                         at: d.record.ingested_at,

@@ -27,6 +27,7 @@ pub mod pages;
 pub mod renew;
 pub mod seal;
 pub mod status;
+pub mod stored;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -2,8 +2,9 @@
 //!
 //! | table | column family | key | value |
 //! |---|---|---|---|
-//! | [`Objects`] | documents | SHA-256 of the bytes | the bytes (documents, and the certificates, CRLs and tokens of their validation data: all content-addressed, so a signer's chain is stored once) |
-//! | [`Records`] | validation | document id | [`DocRecord`]: how it was checked at ingest and which objects are its validation data |
+//! | [`Arrivals`] | arrivals | [`ArrivalKey`]: arrival sequence, then document id | the document's bytes (stores of format 2; [`crate::stored`] reads a document wherever it is) |
+//! | [`Objects`] | documents | SHA-256 of the bytes | the bytes (the certificates, CRLs and tokens of documents' validation data, and in stores of format 1 the documents: all content-addressed, so a signer's chain is stored once) |
+//! | [`Records`] | validation | document id | [`DocRecord`]: how it was checked at ingest, where its bytes are, and which objects are its validation data |
 //! | [`Pending`] | pending | arrival sequence | [`PendingEntry`]: a document waiting for the next batch |
 //! | [`Trees`] | batches | tree id | [`TreeRecord`]: one hash tree and its timestamp |
 //! | [`Pages`] | tree | [`PageKey`] | node hashes of one page of a tree, or the ids of its members |
@@ -33,6 +34,49 @@ impl Table for Objects {
     const CF: Cf = Cf::Documents;
     type Key = DocId;
     type Value = Vec<u8>;
+}
+
+/// Document bytes by arrival: a sealed tree lists its documents in arrival order, so they are
+/// read back a tree at a time by one scan (see [`crate::stored`]).
+pub struct Arrivals;
+impl Table for Arrivals {
+    const CF: Cf = Cf::Arrivals;
+    type Key = ArrivalKey;
+    type Value = Vec<u8>;
+}
+
+/// Where a document's bytes are in [`Arrivals`]: its arrival sequence (the key it waited
+/// under in [`Pending`]), then its id, 40 bytes, big-endian, so keys sort by arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ArrivalKey {
+    /// Arrival sequence.
+    pub seq: u64,
+    /// Document id.
+    pub id: DocId,
+}
+
+impl Codec for ArrivalKey {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v.extend_from_slice(&self.id);
+        v
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let (seq, id) = match (bytes.get(..8), bytes.get(8..)) {
+            (Some(seq), Some(id)) if bytes.len() == 40 => (seq, id),
+            _ => {
+                return Err(CodecError::new(
+                    "ArrivalKey",
+                    format!("{} bytes, want 40", bytes.len()),
+                ))
+            }
+        };
+        Ok(ArrivalKey {
+            seq: u64::from_be_bytes(seq.try_into().expect("8 bytes")),
+            id: id.try_into().expect("32 bytes"),
+        })
+    }
 }
 
 /// Per-document validation record.
@@ -134,6 +178,10 @@ pub struct DocRecord {
     pub ingested_at: u64,
     /// Size in bytes.
     pub size: u64,
+    /// The arrival sequence its bytes are stored under in [`Arrivals`]; absent for a document
+    /// stored before format 2, whose bytes are in [`Objects`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<u64>,
     /// `application/jose`, `application/pkcs7-signature`, or absent for opaque objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig_format: Option<String>,

@@ -29,8 +29,8 @@ use rayon::prelude::*;
 use crate::client::Timestamper;
 use crate::evidence::{renewal_group, Reader};
 use crate::model::{
-    doc_ids, from_unix, hex_id, unix, DocId, JobKind, JobRecord, JobState, Jobs, Json, Objects,
-    PageKey, Pages, Placement, Placements, TreeKind, Trees,
+    doc_ids, from_unix, hex_id, unix, DocId, JobKind, JobRecord, JobState, Jobs, Json, PageKey,
+    Pages, Placement, Placements, TreeKind, Trees,
 };
 use crate::pages::{group_leaf, PAGE_WIDTH};
 use crate::seal::{next_tree_id, put_pages, tree_record};
@@ -421,8 +421,9 @@ impl Archive {
                 return Err(ArchiveError::Interrupted);
             }
             let end = (pages_done + STEP).min(pages);
-            // One snapshot per step; documents are read 32 at a time with batched MultiGets
-            // (sorted lookups share index and filter blocks) and hashed on all cores.
+            // One snapshot per step; documents are read 32 at a time, by one scan where they
+            // lie in arrival order ([`crate::stored::read_in_order`]), their placements with a
+            // batched MultiGet, and hashed on all cores.
             let snap = self.store.snapshot();
             let computed: Result<Vec<(u32, Vec<u8>)>, ArchiveError> = (pages_done..end)
                 .into_par_iter()
@@ -437,7 +438,7 @@ impl Archive {
                         let ids: Vec<DocId> = doc_ids(&ids).collect();
                         let mut leaves = Vec::with_capacity(ids.len() * to.output_len());
                         for group in ids.chunks(READ_GROUP) {
-                            let bytes = snap.multi_get::<Objects>(group);
+                            let bytes = crate::stored::read_in_order(&snap, group);
                             let placements = snap.multi_get::<Placements>(group);
                             for ((id, bytes), placements) in group.iter().zip(bytes).zip(placements)
                             {

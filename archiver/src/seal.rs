@@ -17,8 +17,8 @@ use rayon::slice::ParallelSliceMut;
 
 use crate::client::{Stamp, Timestamper};
 use crate::model::{
-    hex_id, unix, DocId, Json, Objects, PageKey, Pages, Pending, Placement, PlacementList,
-    Placements, TreeKind, TreeRecord, Trees,
+    hex_id, unix, DocId, Json, PageKey, Pages, Pending, Placement, PlacementList, Placements,
+    TreeKind, TreeRecord, Trees,
 };
 use crate::pages::{PagedTree, PAGE_WIDTH};
 use crate::{Archive, ArchiveError, Settings};
@@ -177,7 +177,7 @@ impl Archive {
         } else {
             let mut v = Vec::with_capacity(ids.len() * digest.output_len());
             for id in &ids {
-                let bytes = self.store.get::<Objects>(id)?.ok_or_else(|| {
+                let bytes = crate::stored::read(&self.store, id)?.ok_or_else(|| {
                     ArchiveError::Damaged(format!("pending document {} has no bytes", hex_id(id)))
                 })?;
                 v.extend_from_slice(&digest.digest(&bytes));

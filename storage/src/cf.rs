@@ -11,7 +11,8 @@ pub enum Cf {
     Meta,
     /// TSA audit log: one record per issued token, hash-chained, keyed by issue sequence.
     TsaAudit,
-    /// Archived document bytes, content-addressed by their SHA-256.
+    /// Archived objects, content-addressed by their SHA-256: validation data (certificates,
+    /// CRLs, signature timestamps) and, in stores of format 1, the documents themselves.
     Documents,
     /// Validation data captured at ingest (signer chain, CRLs/OCSP, signature timestamp).
     Validation,
@@ -26,11 +27,16 @@ pub enum Cf {
     /// Where each archived document sits: the hash trees (one per hash algorithm it has been
     /// protected under) and its leaf index in each, so its evidence record is O(log n) reads.
     Placement,
+    /// Archived document bytes by arrival (arrival sequence, then SHA-256), inline in 64 KiB
+    /// blocks. Sealed trees list their documents in arrival order, so re-hashing a tree reads
+    /// them in one sequential scan; a document's record names its arrival (format 2; before
+    /// it, documents were in [`Cf::Documents`] only).
+    Arrivals,
 }
 
 impl Cf {
     /// All column families, in declaration order.
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 10] = [
         Cf::Meta,
         Cf::TsaAudit,
         Cf::Documents,
@@ -40,6 +46,7 @@ impl Cf {
         Cf::Tree,
         Cf::Jobs,
         Cf::Placement,
+        Cf::Arrivals,
     ];
 
     /// The name RocksDB knows the column family by. Never change a name: it is on disk.
@@ -54,6 +61,7 @@ impl Cf {
             Cf::Tree => "tree",
             Cf::Jobs => "jobs",
             Cf::Placement => "placement",
+            Cf::Arrivals => "arrivals",
         }
     }
 

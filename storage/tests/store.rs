@@ -280,6 +280,32 @@ fn newer_format_is_refused_without_changes() {
 }
 
 #[test]
+fn an_older_format_is_read_and_marked_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db");
+    {
+        let store = Store::open(&p).unwrap();
+        let mut b = store.batch();
+        b.put_meta(
+            hozon_storage::MetaKey::FormatVersion,
+            &(FORMAT_VERSION - 1).to_be_bytes(),
+        );
+        b.put::<Docs>(&1, &value_for(1, 4096));
+        store.commit(b, Durability::Durable).unwrap();
+    }
+    let store = Store::open(&p).unwrap();
+    assert_eq!(
+        store
+            .meta_get(hozon_storage::MetaKey::FormatVersion)
+            .unwrap()
+            .unwrap(),
+        FORMAT_VERSION.to_be_bytes(),
+        "an older hozon must refuse a store this one has written to"
+    );
+    assert_eq!(store.get::<Docs>(&1).unwrap().unwrap(), value_for(1, 4096));
+}
+
+#[test]
 fn corrupted_store_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("db");
