@@ -432,17 +432,16 @@ fn main() {
     let read: usize = ids
         .par_chunks(32)
         .map(|group| {
-            let docs = hozon_archiver::stored::read_in_order(&snap, group);
-            let placements = snap.multi_get::<Placements>(group);
-            docs.into_iter()
-                .zip(placements)
-                .map(|(d, p)| {
-                    let d = d.expect("read").expect("stored");
-                    let p = p.expect("read").expect("placed");
-                    assert!(!p.0.is_empty(), "placed in the sealed tree");
-                    d.len()
-                })
-                .sum::<usize>()
+            let mut placements = snap.multi_get::<Placements>(group).into_iter();
+            let mut len = 0;
+            hozon_archiver::stored::read_in_order(&snap, group, |_, d| {
+                let d = d.expect("read").expect("stored");
+                let p = placements.next().expect("one each");
+                let p = p.expect("read").expect("placed");
+                assert!(!p.0.is_empty(), "placed in the sealed tree");
+                len += d.len();
+            });
+            len
         })
         .sum();
     drop(snap);

@@ -57,13 +57,14 @@ use crate::{Archive, ArchiveError};
 /// The report's format name (the `format` field).
 pub const REPORT_FORMAT: &str = "hozon-archive-verification/1";
 
-/// Member pages hashed per parallel step (16 × 256 documents).
-const CHUNK_PAGES: u32 = 16;
-/// Documents read together, a member page: one scan of their bytes (each scan starts with a
-/// seek through every level, and the blocks at its two ends are read again by the groups
-/// beside it) and one batched MultiGet of their records. A thread holds the bytes of one
-/// group at a time.
-const READ_GROUP: usize = PAGE_WIDTH;
+/// Member pages hashed per parallel step (64 × 256 documents: 16 groups, so that the thread
+/// left last in a step waits little).
+const CHUNK_PAGES: u32 = 64;
+/// Documents read together: one cursor over their bytes (its first seek searches every
+/// level, and the blocks at a group's two ends are read again by the groups beside it) and,
+/// with signatures, one batched MultiGet of their records. The bytes are checked as the
+/// cursor lends them, one document at a time, so a group's size bounds no memory.
+const READ_GROUP: usize = 1024;
 /// The same with `signatures`, where a document takes some thirty times as long: smaller
 /// groups keep both threads busy to the end of a tree (the signed corpus of the benchmark is
 /// one tree of 3,000 documents: 12 groups of 256 left one thread idle for up to a twelfth).
@@ -297,8 +298,8 @@ impl DocCheck {
 
 /// What was read for one document of a group: its bytes (`None`: missing) and, with
 /// `signatures`, what its signature check needs.
-struct DocRead {
-    bytes: Option<Vec<u8>>,
+struct DocRead<'b> {
+    bytes: Option<&'b [u8]>,
     signature: Option<SignatureInput>,
 }
 
@@ -642,7 +643,7 @@ impl<'a> Run<'a> {
                 format!("document {} is missing", hex_id(id)),
             ));
         };
-        if sha256(&bytes) != *id {
+        if sha256(bytes) != *id {
             return Ok(DocCheck::failed(
                 "document-changed",
                 format!(
@@ -656,7 +657,7 @@ impl<'a> Run<'a> {
             let leaf = if digest == DigestAlgorithm::Sha256 {
                 id.to_vec()
             } else {
-                digest.digest(&bytes)
+                digest.digest(bytes)
             };
             (leaf, None)
         } else {
@@ -675,7 +676,7 @@ impl<'a> Run<'a> {
                     ))
                 }
             }
-            let seq = match reader.sequence(&bytes, &placements[..k]) {
+            let seq = match reader.sequence(bytes, &placements[..k]) {
                 Ok(s) => s,
                 Err(e) => {
                     return Ok(DocCheck::failed(
@@ -684,14 +685,14 @@ impl<'a> Run<'a> {
                     ))
                 }
             };
-            let leaf = hash_tree_renewal_leaf(digest, &digest.digest(&bytes), &seq)
+            let leaf = hash_tree_renewal_leaf(digest, &digest.digest(bytes), &seq)
                 .map_err(|e| ArchiveError::Evidence(e.to_string()))?;
             let history: Arc<[u64]> = placements[..=k].iter().map(|p| p.tree).collect();
             (leaf, Some(history))
         };
         let signature = match signature {
             Some(input) => self
-                .signature(&bytes, input)?
+                .signature(bytes, input)?
                 .map_err(|(code, reason)| (code, format!("document {}: {reason}", hex_id(id)))),
             None => Ok(None),
         };
@@ -918,25 +919,25 @@ fn verify_tree(
             .map_init(
                 || Reader::new(&run.snap),
                 |reader, (g, group)| {
-                    let values = crate::stored::read_in_order(&run.snap, group);
                     let mut inputs = if run.opts.signatures {
                         Some(run.signature_inputs(group).into_iter())
                     } else {
                         None
                     };
-                    group
-                        .iter()
-                        .zip(values)
-                        .enumerate()
-                        .map(|(j, (doc, bytes))| {
-                            let index = first + (g * group_len + j) as u64;
+                    let mut checks = Vec::with_capacity(group.len());
+                    crate::stored::read_in_order(&run.snap, group, |j, bytes| {
+                        let index = first + (g * group_len + j) as u64;
+                        // One input per member, taken whatever happens to this one.
+                        let signature = inputs.as_mut().and_then(Iterator::next).transpose();
+                        checks.push(signature.and_then(|signature| {
                             let read = DocRead {
                                 bytes: bytes?,
-                                signature: inputs.as_mut().and_then(Iterator::next).transpose()?,
+                                signature,
                             };
-                            run.check_document(reader, &info, chain, index, doc, read)
-                        })
-                        .collect::<Vec<_>>()
+                            run.check_document(reader, &info, chain, index, &group[j], read)
+                        }));
+                    });
+                    checks
                 },
             )
             .flatten()

@@ -438,19 +438,29 @@ impl Archive {
                         let ids: Vec<DocId> = doc_ids(&ids).collect();
                         let mut leaves = Vec::with_capacity(ids.len() * to.output_len());
                         for group in ids.chunks(READ_GROUP) {
-                            let bytes = crate::stored::read_in_order(&snap, group);
-                            let placements = snap.multi_get::<Placements>(group);
-                            for ((id, bytes), placements) in group.iter().zip(bytes).zip(placements)
-                            {
-                                let missing = || ArchiveError::NotFound(hex_id(id));
-                                let bytes = bytes?.ok_or_else(missing)?;
-                                let placements = placements?.ok_or_else(missing)?;
-                                let seq = reader.sequence(&bytes, &placements.0)?;
-                                leaves.extend_from_slice(&hash_tree_renewal_leaf(
-                                    to,
-                                    &to.digest(&bytes),
-                                    &seq,
-                                )?);
+                            let mut placements = snap.multi_get::<Placements>(group).into_iter();
+                            let mut failed = None;
+                            crate::stored::read_in_order(&snap, group, |j, bytes| {
+                                let placement = placements.next();
+                                if failed.is_some() {
+                                    return;
+                                }
+                                let missing = || ArchiveError::NotFound(hex_id(&group[j]));
+                                let leaf = (|| {
+                                    let bytes = bytes?.ok_or_else(missing)?;
+                                    let placements =
+                                        placement.ok_or_else(missing)??.ok_or_else(missing)?;
+                                    let seq = reader.sequence(bytes, &placements.0)?;
+                                    hash_tree_renewal_leaf(to, &to.digest(bytes), &seq)
+                                        .map_err(ArchiveError::from)
+                                })();
+                                match leaf {
+                                    Ok(leaf) => leaves.extend_from_slice(&leaf),
+                                    Err(e) => failed = Some(e),
+                                }
+                            });
+                            if let Some(e) = failed {
+                                return Err(e);
                             }
                         }
                         Ok((p, leaves))

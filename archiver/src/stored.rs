@@ -49,25 +49,27 @@ pub fn read<V: View>(view: &V, id: &DocId) -> Result<Option<Vec<u8>>, ArchiveErr
 /// of documents stored before format 2 has none).
 const SEED_TRIES: usize = 4;
 
-/// The stored bytes of the documents `ids`, in that order (`None` for one not stored): one
-/// scan where they are stored in that order, as a sealed tree's members are, and a point read
-/// for each one that is not.
+/// Shows `visit` the stored bytes of each of the documents `ids`, in that order, with its
+/// index (`None` for one not stored): read by one cursor where they are stored in that order,
+/// as a sealed tree's members are, and by a point read for each one that is not. The bytes are
+/// lent from the store's buffers for the call; one document's bytes are held at a time.
 pub fn read_in_order(
     snap: &Snapshot<'_>,
     ids: &[DocId],
-) -> Vec<Result<Option<Vec<u8>>, ArchiveError>> {
-    let mut out = Vec::with_capacity(ids.len());
+    mut visit: impl FnMut(usize, Result<Option<&[u8]>, ArchiveError>),
+) {
+    let mut cursor = snap.cursor::<Arrivals>();
     // The scan starts as far before the first member with an arrival as that member is into
     // `ids`: where the first member arrived when they arrived one after another.
-    let mut rows = None;
+    let mut positioned = false;
     for (j, id) in ids.iter().take(SEED_TRIES).enumerate() {
         match location(snap, id) {
             Ok(Location::Arrival(key)) => {
-                let start = ArrivalKey {
+                cursor.seek(&ArrivalKey {
                     seq: key.seq.saturating_sub(j as u64),
                     id: [0; 32],
-                };
-                rows = Some(snap.iter_from::<Arrivals>(&start).peekable());
+                });
+                positioned = true;
                 break;
             }
             Ok(Location::Object(_)) => {}
@@ -75,35 +77,42 @@ pub fn read_in_order(
             Err(_) => break,
         }
     }
-    for id in ids {
-        // The scan's next row, when it is this member.
-        if let Some(scan) = rows.as_mut() {
-            match scan.peek() {
-                Some(Ok((key, _))) if key.id == *id => {
-                    if let Some(Ok((_, bytes))) = scan.next() {
-                        out.push(Ok(Some(bytes)));
-                        continue;
-                    }
+    for (i, id) in ids.iter().enumerate() {
+        // The cursor's row, when it is this member.
+        if positioned {
+            match cursor.row() {
+                Ok(Some((key, bytes))) if key.id == *id => {
+                    visit(i, Ok(Some(bytes)));
+                    cursor.next();
+                    continue;
                 }
+                Ok(_) => {}
                 // A row that cannot be read: the point read below says whose it is.
-                Some(Err(_)) => rows = None,
-                _ => {}
+                Err(_) => positioned = false,
             }
         }
         // Otherwise where its record says; the scan goes on from there.
-        out.push(match location(snap, id) {
-            Err(e) => Err(e),
-            Ok(Location::Object(id)) => snap.read::<Objects>(&id).map_err(ArchiveError::from),
+        match location(snap, id) {
+            Err(e) => visit(i, Err(e)),
+            Ok(Location::Object(id)) => match snap.read::<Objects>(&id) {
+                Ok(bytes) => visit(i, Ok(bytes.as_deref())),
+                Err(e) => visit(i, Err(e.into())),
+            },
             Ok(Location::Arrival(key)) => {
-                let mut scan = snap.iter_from::<Arrivals>(&key).peekable();
-                let found = match scan.peek() {
-                    Some(Ok((k, _))) if *k == key => scan.next().map(|r| r.map(|(_, b)| b)),
-                    _ => None,
-                };
-                rows = Some(scan);
-                found.transpose().map_err(ArchiveError::from)
+                cursor.seek(&key);
+                positioned = true;
+                match cursor.row() {
+                    Ok(Some((k, bytes))) if k == key => {
+                        visit(i, Ok(Some(bytes)));
+                        cursor.next();
+                    }
+                    Ok(_) => visit(i, Ok(None)),
+                    Err(e) => {
+                        positioned = false;
+                        visit(i, Err(e.into()));
+                    }
+                }
             }
-        });
+        }
     }
-    out
 }

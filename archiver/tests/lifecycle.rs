@@ -690,3 +690,117 @@ fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_d
         assert_eq!(get(&archive, id), *der);
     }
 }
+
+/// Moves document `id` as a store of format 1 kept it (content-addressed in `Objects`, no
+/// arrival in its record), or to arrival `seq`, or (`None` and not legacy) deletes its bytes.
+fn relocate(archive: &Archive, id: &DocId, to: Option<hozon_archiver::stored::Location>) {
+    use hozon_archiver::model::{Arrivals, Json, Records};
+    use hozon_archiver::stored::{location, read, Location};
+    let store = archive.store();
+    let bytes = read(store, id).unwrap().unwrap();
+    let Json(mut record) = store.get::<Records>(id).unwrap().unwrap();
+    let mut b = store.batch();
+    match location(store, id).unwrap() {
+        Location::Arrival(key) => b.delete::<Arrivals>(&key),
+        Location::Object(id) => b.delete::<Objects>(&id),
+    }
+    match to {
+        Some(Location::Object(_)) => {
+            record.arrival = None;
+            b.put::<Objects>(id, &bytes);
+        }
+        Some(Location::Arrival(key)) => {
+            record.arrival = Some(key.seq);
+            b.put::<Arrivals>(&key, &bytes);
+        }
+        None => {}
+    }
+    b.put::<Records>(id, &Json(record));
+    store.commit(b, hozon_storage::Durability::Durable).unwrap();
+}
+
+#[test]
+fn documents_are_read_wherever_they_are_stored() {
+    use hozon_archiver::model::ArrivalKey;
+    use hozon_archiver::stored::{read, read_in_order, Location};
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let docs: Vec<Prepared> = f
+        .good
+        .iter()
+        .map(|d| prepared(d, Mode::default()).unwrap())
+        .collect();
+    let ids: Vec<DocId> = docs.iter().map(|d| d.id).collect();
+    let bytes: Vec<Vec<u8>> = docs.iter().map(|d| d.bytes.clone()).collect();
+    archive.commit(docs).unwrap();
+    // Two documents as a store of format 1 kept them, one stored far from its neighbours
+    // (as an ingest running beside another may leave it), one whose bytes are gone.
+    relocate(&archive, &ids[0], Some(Location::Object(ids[0])));
+    relocate(&archive, &ids[17], Some(Location::Object(ids[17])));
+    let far = ArrivalKey {
+        seq: 1 << 40,
+        id: ids[9],
+    };
+    relocate(&archive, &ids[9], Some(Location::Arrival(far)));
+    relocate(&archive, &ids[25], None);
+    seal_now(&archive);
+
+    let snap = archive.store().snapshot();
+    for order in [ids.clone(), ids.iter().rev().copied().collect::<Vec<_>>()] {
+        let mut seen = Vec::new();
+        read_in_order(&snap, &order, |i, b| {
+            seen.push((order[i], b.unwrap().map(<[u8]>::to_vec)))
+        });
+        let want: Vec<(DocId, Option<Vec<u8>>)> = order
+            .iter()
+            .map(|id| {
+                let k = ids.iter().position(|x| x == id).unwrap();
+                (*id, (k != 25).then(|| bytes[k].clone()))
+            })
+            .collect();
+        assert_eq!(
+            seen, want,
+            "every member, in the order asked, wherever it is"
+        );
+    }
+    drop(snap);
+    for k in [0, 9, 17] {
+        assert_eq!(
+            read(archive.store(), &ids[k]).unwrap().as_ref(),
+            Some(&bytes[k])
+        );
+        let mut reader = hozon_archiver::evidence::Reader::new(archive.store());
+        check_evidence(&reader.evidence_record(&ids[k]).unwrap(), &bytes[k], &[]).unwrap();
+    }
+    // Every document but the one whose bytes are gone is intact; the SHA-1-era ones fail
+    // ETSI's policy, as everywhere in this corpus.
+    let r = bulk_run(&archive, &f.trust);
+    let mut listed: Vec<(String, String)> = r
+        .invalid_documents
+        .iter()
+        .map(|d| (d.id.clone(), d.code.clone()))
+        .collect();
+    listed.sort();
+    let mut want: Vec<(String, String)> = f
+        .good
+        .iter()
+        .zip(&ids)
+        .enumerate()
+        .filter_map(|(k, (d, id))| {
+            let hex = hozon_archiver::model::hex_id(id);
+            if k == 25 {
+                Some((hex, "document-missing".to_owned()))
+            } else {
+                (d.entry.algorithm == "sha1WithRSAEncryption")
+                    .then(|| (hex, "algorithm-expired".to_owned()))
+            }
+        })
+        .collect();
+    want.sort();
+    assert_eq!(listed, want);
+    assert_eq!(
+        r.totals.valid + r.totals.renewal_due + r.totals.invalid,
+        ids.len() as u64
+    );
+}

@@ -737,6 +737,21 @@ impl<'s> Snapshot<'s> {
         self.iter_mode::<T>(IteratorMode::From(&start, Direction::Forward))
     }
 
+    /// A cursor over a table as of the snapshot, for a bulk scan that seeks and steps
+    /// itself: values are lent from RocksDB's buffers, not copied, and one cursor seeks
+    /// again instead of a new iterator being made (each costs a search of every level).
+    /// Like [`Snapshot::iter`], it leaves the block cache alone.
+    pub fn cursor<T: Table>(&self) -> Cursor<'_, T> {
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(false);
+        ro.set_verify_checksums(true);
+        Cursor {
+            raw: self.snap.raw_iterator_cf_opt(self.store.cf(T::CF), ro),
+            path: &self.store.path,
+            table: std::marker::PhantomData,
+        }
+    }
+
     fn iter_mode<T: Table>(
         &self,
         mode: IteratorMode<'_>,
@@ -752,6 +767,45 @@ impl<'s> Snapshot<'s> {
                 let (k, v) = r.map_err(|e| classify(path, e))?;
                 Ok((decode::<T::Key>(T::CF, &k)?, decode::<T::Value>(T::CF, &v)?))
             })
+    }
+}
+
+/// A row of a [`Cursor`]: the key, decoded, and the value's stored bytes.
+pub type RawRow<'c, T> = (<T as Table>::Key, &'c [u8]);
+
+/// A cursor over one table of a [`Snapshot`] ([`Snapshot::cursor`]): positioned by
+/// [`Cursor::seek`], stepped by [`Cursor::next`], its row read in place.
+pub struct Cursor<'s, T: Table> {
+    raw: rocksdb::DBRawIteratorWithThreadMode<'s, DB>,
+    path: &'s Path,
+    table: std::marker::PhantomData<T>,
+}
+
+impl<T: Table> Cursor<'_, T> {
+    /// Moves to the first row at or after `key`.
+    pub fn seek(&mut self, key: &T::Key) {
+        self.raw.seek(key.encode());
+    }
+
+    /// Moves to the next row (nothing once past the last).
+    pub fn next(&mut self) {
+        if self.raw.valid() {
+            self.raw.next();
+        }
+    }
+
+    /// The current row: its key, decoded, and its value's stored bytes, lent until the
+    /// cursor moves; `None` past the last row. A read error (a damaged block) is reported
+    /// here, as is a key that does not decode.
+    pub fn row(&self) -> Result<Option<RawRow<'_, T>>, StorageError> {
+        match (self.raw.key(), self.raw.value()) {
+            (Some(k), Some(v)) => Ok(Some((decode::<T::Key>(T::CF, k)?, v))),
+            _ => self
+                .raw
+                .status()
+                .map(|()| None)
+                .map_err(|e| classify(self.path, e)),
+        }
     }
 }
 
