@@ -419,8 +419,8 @@ fn main() {
         );
     }
     // What a renewal cannot leave out besides hashing: reading every document and its
-    // placements, in the tree's order, 32 at a time as the renewal reads them (one scan of
-    // the documents, a batched MultiGet of the placements), on all cores. Sharing the cores with hashing, the two together cap the renewal at
+    // placements, in the tree's order, a page (256) at a time as the renewal reads them (one
+    // scan of the documents, a batched MultiGet of the placements), on all cores. Sharing the cores with hashing, the two together cap the renewal at
     // 1 / (1/read + 1/hash). (The read warms the block cache for the renewal that follows,
     // if anything in its favour.)
     let ids: Vec<_> = (0..n)
@@ -430,7 +430,7 @@ fn main() {
     let t = Instant::now();
     let snap = archive.store().snapshot();
     let read: usize = ids
-        .par_chunks(32)
+        .par_chunks(256)
         .map(|group| {
             let mut placements = snap.multi_get::<Placements>(group).into_iter();
             let mut len = 0;
@@ -470,7 +470,7 @@ fn main() {
         let (tree_order, key_order) = (with(read_rate), with(scan_rate * cores as f64));
         println!(
             "limit: reading every document and its placements, on the cores hashing shares \
-             (1 / (1/read + 1/hash)): in the tree's order, 32 per MultiGet on {cores} threads, \
+             (1 / (1/read + 1/hash)): in the tree's order, a page per scan on {cores} threads, \
              {:.0} MB/s of documents, with hashing {:.0} MB/s = {:.3} of openssl sha256; in key \
              order, one iterator per family, {:.0} MB/s on one thread, and even at {cores} times \
              that, with hashing {:.0} MB/s = {:.3} of openssl sha256: the most a renewal to \

@@ -36,8 +36,10 @@ use crate::pages::{group_leaf, PAGE_WIDTH};
 use crate::seal::{next_tree_id, put_pages, tree_record};
 use crate::{Archive, ArchiveError};
 
-/// Documents read per batched MultiGet during a hash-tree renewal.
-const READ_GROUP: usize = 32;
+/// Documents read together during a hash-tree renewal, a member page: one cursor over their
+/// bytes ([`crate::stored::read_in_order`], one document held at a time) and one batched
+/// MultiGet of their placements.
+const READ_GROUP: usize = crate::pages::PAGE_WIDTH;
 
 /// Which renewal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -421,9 +423,9 @@ impl Archive {
                 return Err(ArchiveError::Interrupted);
             }
             let end = (pages_done + STEP).min(pages);
-            // One snapshot per step; documents are read 32 at a time, by one scan where they
-            // lie in arrival order ([`crate::stored::read_in_order`]), their placements with a
-            // batched MultiGet, and hashed on all cores.
+            // One snapshot per step; each member page is read by one scan where its documents
+            // lie in arrival order ([`crate::stored::read_in_order`]), its placements by a
+            // batched MultiGet, and pages are hashed on all cores.
             let snap = self.store.snapshot();
             let computed: Result<Vec<(u32, Vec<u8>)>, ArchiveError> = (pages_done..end)
                 .into_par_iter()
