@@ -115,6 +115,22 @@ fn prepared(doc: &GeneratedDocument, mode: Mode) -> Result<Prepared, String> {
     .map_err(|r| r.code)
 }
 
+/// A new archive in a temporary directory (removed when the directory is dropped).
+fn fresh_archive() -> (tempfile::TempDir, Archive) {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    (tmp, archive)
+}
+
+/// Every good document of the fixture, prepared for ingest as a verified document.
+fn good_prepared() -> Vec<Prepared> {
+    fixture()
+        .good
+        .iter()
+        .map(|d| prepared(d, Mode::default()).unwrap())
+        .collect()
+}
+
 /// Seals everything pending now, under TSA 1 and the default settings.
 fn seal_now(archive: &Archive) {
     archive
@@ -181,15 +197,10 @@ fn check_all(archive: &Archive, kinds: &[StepKind]) -> Vec<Vec<u8>> {
 #[test]
 fn ingest_seal_renew_export_through_the_whole_life() {
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let (tmp, archive) = fresh_archive();
 
     // Ingest: every good document verifies and is stored; a second ingest is a duplicate.
-    let docs: Vec<Prepared> = f
-        .good
-        .iter()
-        .map(|d| prepared(d, Mode::default()).unwrap())
-        .collect();
+    let docs = good_prepared();
     let stored = archive.commit(docs.clone()).unwrap();
     assert!(stored
         .iter()
@@ -366,8 +377,7 @@ fn ingest_seal_renew_export_through_the_whole_life() {
 #[test]
 fn a_batch_of_one_is_covered_directly_and_bouncy_castle_agrees() {
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let (tmp, archive) = fresh_archive();
     let doc = prepared(&f.good[0], Mode::default()).unwrap();
     archive.commit(vec![doc]).unwrap();
     seal_now(&archive);
@@ -389,8 +399,7 @@ fn a_batch_of_one_is_covered_directly_and_bouncy_castle_agrees() {
 
 #[test]
 fn opaque_files_are_archived_without_a_signature_check() {
-    let tmp = tempfile::tempdir().unwrap();
-    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let (tmp, archive) = fresh_archive();
     let bytes = b"%PDF-1.7 not a FHIR document".to_vec();
     // As a document it is refused (not JSON); as an opaque object it is kept.
     assert!(prepare(
@@ -441,6 +450,17 @@ fn overwrite(archive: &Archive, ids: &[DocId], marker: &[u8]) {
         .store()
         .commit(b, hozon_storage::Durability::Durable)
         .unwrap();
+}
+
+/// The invalid documents a bulk run lists, as (id, code), sorted.
+fn listed(r: &hozon_archiver::bulk::BulkReport) -> Vec<(String, String)> {
+    let mut listed: Vec<(String, String)> = r
+        .invalid_documents
+        .iter()
+        .map(|d| (d.id.clone(), d.code.clone()))
+        .collect();
+    listed.sort();
+    listed
 }
 
 /// A complete bulk run with `--signatures` under ETSI's policy.
@@ -565,8 +585,7 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
 #[test]
 fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_document() {
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let archive = Archive::open(tmp.path().join("archive")).unwrap();
+    let (_tmp, archive) = fresh_archive();
     let docs: Vec<&GeneratedDocument> = f
         .good
         .iter()
@@ -604,12 +623,7 @@ fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_docum
         .unwrap();
     let r = bulk_run(&archive, &f.trust);
     assert_eq!(r.totals.valid + r.totals.renewal_due, n - 2);
-    let mut listed: Vec<(String, String)> = r
-        .invalid_documents
-        .iter()
-        .map(|d| (d.id.clone(), d.code.clone()))
-        .collect();
-    listed.sort();
+    let listed = listed(&r);
     let mut want = vec![
         (
             hozon_archiver::model::hex_id(&id(no_side)),
@@ -724,13 +738,8 @@ fn documents_are_read_wherever_they_are_stored() {
     use hozon_archiver::model::ArrivalKey;
     use hozon_archiver::stored::{read, read_in_order, Location};
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let archive = Archive::open(tmp.path().join("archive")).unwrap();
-    let docs: Vec<Prepared> = f
-        .good
-        .iter()
-        .map(|d| prepared(d, Mode::default()).unwrap())
-        .collect();
+    let (_tmp, archive) = fresh_archive();
+    let docs = good_prepared();
     let ids: Vec<DocId> = docs.iter().map(|d| d.id).collect();
     let bytes: Vec<Vec<u8>> = docs.iter().map(|d| d.bytes.clone()).collect();
     archive.commit(docs).unwrap();
@@ -776,12 +785,7 @@ fn documents_are_read_wherever_they_are_stored() {
     // Every document but the one whose bytes are gone is intact; the SHA-1-era ones fail
     // ETSI's policy, as everywhere in this corpus.
     let r = bulk_run(&archive, &f.trust);
-    let mut listed: Vec<(String, String)> = r
-        .invalid_documents
-        .iter()
-        .map(|d| (d.id.clone(), d.code.clone()))
-        .collect();
-    listed.sort();
+    let listed = listed(&r);
     let mut want: Vec<(String, String)> = f
         .good
         .iter()

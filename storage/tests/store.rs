@@ -251,20 +251,25 @@ fn unwritable_place_creates_nothing() {
     assert!(!dir.path().join("no").exists());
 }
 
+/// Creates a store at `p` holding record 1 of [`Docs`] and marked as written by format
+/// `version`.
+fn store_marked(p: &std::path::Path, version: u32) {
+    let store = Store::open(p).unwrap();
+    let mut b = store.batch();
+    b.put_meta(
+        hozon_storage::MetaKey::FormatVersion,
+        &version.to_be_bytes(),
+    );
+    b.put::<Docs>(&1, &value_for(1, 4096));
+    store.commit(b, Durability::Durable).unwrap();
+    store.flush().unwrap();
+}
+
 #[test]
 fn newer_format_is_refused_without_changes() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("db");
-    {
-        let store = Store::open(&p).unwrap();
-        let mut b = store.batch();
-        b.put_meta(
-            hozon_storage::MetaKey::FormatVersion,
-            &(FORMAT_VERSION + 1).to_be_bytes(),
-        );
-        store.commit(b, Durability::Durable).unwrap();
-        store.flush().unwrap();
-    }
+    store_marked(&p, FORMAT_VERSION + 1);
     let before = tree(&p);
     let err = Store::open(&p).unwrap_err();
     match &err {
@@ -283,16 +288,7 @@ fn newer_format_is_refused_without_changes() {
 fn an_older_format_is_read_and_marked_current() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("db");
-    {
-        let store = Store::open(&p).unwrap();
-        let mut b = store.batch();
-        b.put_meta(
-            hozon_storage::MetaKey::FormatVersion,
-            &(FORMAT_VERSION - 1).to_be_bytes(),
-        );
-        b.put::<Docs>(&1, &value_for(1, 4096));
-        store.commit(b, Durability::Durable).unwrap();
-    }
+    store_marked(&p, FORMAT_VERSION - 1);
     let store = Store::open(&p).unwrap();
     assert_eq!(
         store
