@@ -174,16 +174,15 @@ pub fn scan_objects(archive: &Archive) -> (u64, u64, f64) {
     let snap = archive.store().snapshot();
     let t = Instant::now();
     let (mut objects, mut bytes) = (0u64, 0u64);
-    // Documents (by arrival) and the objects of their validation data.
-    for row in snap.iter::<hozon_archiver::model::Arrivals>() {
-        let (_, value) = row.expect("readable");
+    // Documents (by arrival), then the objects of their validation data.
+    let documents = snap.iter::<hozon_archiver::model::Arrivals>();
+    let validation = snap.iter::<hozon_archiver::model::Objects>();
+    let values = documents
+        .map(|r| r.map(|(_, v)| v))
+        .chain(validation.map(|r| r.map(|(_, v)| v)));
+    for value in values {
         objects += 1;
-        bytes += value.len() as u64;
-    }
-    for row in snap.iter::<hozon_archiver::model::Objects>() {
-        let (_, value) = row.expect("readable");
-        objects += 1;
-        bytes += value.len() as u64;
+        bytes += value.expect("readable").len() as u64;
     }
     (objects, bytes, t.elapsed().as_secs_f64())
 }
