@@ -280,10 +280,10 @@ pub fn dev_trust(pki: &TestPki) -> Trust {
     }
 }
 
-/// The first `n` good documents of the dev corpus (seed 1, mixed JWS and CMS), generated on
-/// all cores.
-pub fn signed_docs(pki: &TestPki, n: usize) -> Vec<GeneratedDocument> {
-    let corpus = Corpus::new(
+/// The dev corpus of `n` documents (seed 1, mixed JWS and CMS): its document `i` is
+/// `corpus.good(i)`, made on demand.
+pub fn signed_corpus(pki: &TestPki, n: usize) -> Corpus<'_> {
+    Corpus::new(
         pki,
         CorpusSpec {
             count: n as u64,
@@ -291,7 +291,13 @@ pub fn signed_docs(pki: &TestPki, n: usize) -> Vec<GeneratedDocument> {
             format: Format::Mixed,
         },
     )
-    .expect("corpus");
+    .expect("corpus")
+}
+
+/// The first `n` good documents of the dev corpus (seed 1, mixed JWS and CMS), generated on
+/// all cores.
+pub fn signed_docs(pki: &TestPki, n: usize) -> Vec<GeneratedDocument> {
+    let corpus = signed_corpus(pki, n);
     (0..n as u64)
         .into_par_iter()
         .map(|i| corpus.good(i).expect("document"))
