@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use crate::evidence::{Reader, TreeInfo};
 use crate::ingest::{sha256, Trust};
 use crate::model::{
-    doc_ids, hex_id, parse_id, DocId, DocRecord, DocStatus, Json, Objects, PageKey, Pages, Pending,
-    Placements, Records, TreeKind, TreeRecord, Trees,
+    doc_ids, hex_id, parse_id, ArrivalRecord, DocId, DocStatus, Json, Objects, PageKey, Pages,
+    Pending, Placements, TreeKind, TreeRecord, Trees,
 };
 use crate::pages::{build, PAGE_WIDTH};
 use crate::renew::RenewalKind;
@@ -62,7 +62,7 @@ pub const REPORT_FORMAT: &str = "hozon-archive-verification/1";
 const CHUNK_PAGES: u32 = 64;
 /// Documents read together: one cursor over their bytes (its first seek searches every
 /// level, and the blocks at a group's two ends are read again by the groups beside it) and,
-/// with signatures, one batched MultiGet of their records. The bytes are checked as the
+/// with signatures, one over their records and signature timestamps. The bytes are checked as the
 /// cursor lends them, one document at a time, so a group's size bounds no memory.
 const READ_GROUP: usize = 1024;
 /// The same with `signatures`, where a document takes some thirty times as long: smaller
@@ -304,11 +304,8 @@ struct DocRead<'b> {
 }
 
 /// What [`Run::signature`] reads besides the document: its validation record and the
-/// signature timestamp kept beside it (read for verified documents that have one).
-struct SignatureInput {
-    record: Option<DocRecord>,
-    side: Option<Vec<u8>>,
-}
+/// signature timestamp kept beside it (`None`: no record).
+type SignatureInput = Option<ArrivalRecord>;
 
 /// The judged protection chain of one history (the trees a document's evidence goes through).
 struct History {
@@ -517,44 +514,13 @@ impl<'a> Run<'a> {
         Ok(Some(bytes))
     }
 
-    /// The validation records of `group` and the signature timestamps kept beside them, in
-    /// two batched reads (one MultiGet each) rather than two point reads per document.
-    fn signature_inputs(&self, group: &[DocId]) -> Vec<Result<SignatureInput, ArchiveError>> {
-        let records = self.snap.multi_get::<Records>(group);
-        // The side token each record names, for verified documents (the others are not
-        // checked): one key per record, so the batched values line up with the records.
-        let side_keys: Vec<Option<DocId>> = records
-            .iter()
-            .map(|r| match r {
-                Ok(Some(Json(rec))) if rec.status == DocStatus::Verified => {
-                    rec.side_token.as_deref().and_then(parse_id)
-                }
-                _ => None,
-            })
-            .collect();
-        let wanted: Vec<DocId> = side_keys.iter().flatten().copied().collect();
-        let mut sides = self.snap.multi_get::<Objects>(&wanted).into_iter();
-        records
-            .into_iter()
-            .zip(side_keys)
-            .map(|(r, key)| {
-                let record = r?.map(|Json(rec)| rec);
-                let side = match key {
-                    Some(_) => sides.next().transpose()?.flatten(),
-                    None => None,
-                };
-                Ok(SignatureInput { record, side })
-            })
-            .collect()
-    }
-
     /// The document's own signature, against the validation data captured at ingest.
     fn signature(
         &self,
         bytes: &[u8],
         input: SignatureInput,
     ) -> Result<Finding<Option<Vec<Protection>>>, ArchiveError> {
-        let Some(record) = input.record else {
+        let Some(ArrivalRecord { record, side_token }) = input else {
             return Ok(Err((
                 "record-missing".into(),
                 "the document's validation record is missing".into(),
@@ -593,7 +559,7 @@ impl<'a> Run<'a> {
         };
         // Each document has its own (read with its group, not cached: it would only crowd
         // out the certificates that documents share).
-        let side = match (&record.side_token, input.side) {
+        let side = match (&record.side_token, side_token) {
             (Some(_), Some(b)) => Some(b),
             (Some(t), None) => return Ok(Err(validation_data_missing("signature timestamp", t))),
             (None, _) => None,
@@ -920,7 +886,7 @@ fn verify_tree(
                 || Reader::new(&run.snap),
                 |reader, (g, group)| {
                     let mut inputs = if run.opts.signatures {
-                        Some(run.signature_inputs(group).into_iter())
+                        Some(crate::stored::records_in_order(&run.snap, group).into_iter())
                     } else {
                         None
                     };

@@ -98,7 +98,9 @@ impl Archive {
                 .ok_or_else(|| ArchiveError::Damaged(format!("validation object {hex} missing")))
         };
         if let Some(t) = &record.side_token {
-            write(out, "document.tsr", &object(t)?, &mut files)?;
+            let token = crate::stored::side_token(&self.store, id, &record)?
+                .ok_or_else(|| ArchiveError::Damaged(format!("signature timestamp {t} missing")))?;
+            write(out, "document.tsr", &token, &mut files)?;
         }
         for (n, c) in record.certificates.iter().enumerate() {
             write(

@@ -18,8 +18,8 @@ use hozon_verifier::path::{CrlSet, PathCertificate, TrustAnchors};
 use hozon_verifier::report::fmt_time;
 
 use crate::model::{
-    hex_id, parse_id, unix, ArrivalKey, Arrivals, DocId, DocRecord, DocStatus, Json, Objects,
-    Pending, PendingEntry, Records,
+    hex_id, parse_id, unix, ArrivalKey, ArrivalRecord, ArrivalRecords, Arrivals, DocId, DocRecord,
+    DocStatus, Json, Objects, Pending, PendingEntry, Records,
 };
 use crate::{Archive, ArchiveError};
 
@@ -322,6 +322,24 @@ impl Archive {
                 batch.put::<Arrivals>(&ArrivalKey { seq, id: d.id }, &d.bytes);
                 let mut record = d.record.clone();
                 record.arrival = Some(seq);
+                // A JWS document's side token is its own: kept with its record beside the
+                // document, where re-checking a tree's signatures reads them in one scan.
+                // Everything else it refers to (signer and TSA chains, CRLs) is shared by
+                // many documents.
+                let side = d.record.side_token.as_deref().and_then(parse_id);
+                let side_token = side.and_then(|s| {
+                    d.objects
+                        .iter()
+                        .find(|(oid, _)| *oid == s)
+                        .map(|(_, b)| b.clone())
+                });
+                batch.put::<ArrivalRecords>(
+                    &ArrivalKey { seq, id: d.id },
+                    &ArrivalRecord {
+                        record: record.clone(),
+                        side_token,
+                    },
+                );
                 batch.put::<Records>(&d.id, &Json(record));
                 batch.put::<Pending>(
                     &seq,
@@ -330,13 +348,9 @@ impl Archive {
                         at: d.record.ingested_at,
                     },
                 );
-                // A JWS document's side token is its own; everything else it refers to
-                // (signer and TSA chains, CRLs) is shared by many documents.
-                let side = d.record.side_token.as_deref().and_then(parse_id);
-                for (oid, bytes) in &d.objects {
-                    if Some(*oid) == side {
-                        batch.put::<Objects>(oid, bytes);
-                    } else if objects.insert(*oid) && !stored.contains(oid) {
+                // The side token is written above, with the record.
+                for (oid, bytes) in d.objects.iter().filter(|(oid, _)| Some(*oid) != side) {
+                    if objects.insert(*oid) && !stored.contains(oid) {
                         // Content-addressed and never deleted: a certificate is written
                         // once per process, not with every document. Documents arriving
                         // one request at a time, a few per durable write, rewrote their

@@ -3,8 +3,9 @@
 //! | table | column family | key | value |
 //! |---|---|---|---|
 //! | [`Arrivals`] | arrivals | [`ArrivalKey`]: arrival sequence, then document id | the document's bytes (stores of format 2; [`crate::stored`] reads a document wherever it is) |
-//! | [`Objects`] | documents | SHA-256 of the bytes | the bytes (the certificates, CRLs and tokens of documents' validation data, and in stores of format 1 the documents: all content-addressed, so a signer's chain is stored once) |
+//! | [`Objects`] | documents | SHA-256 of the bytes | the bytes (the certificates and CRLs of documents' validation data, in stores before format 3 their signature timestamps, and in stores of format 1 the documents: all content-addressed, so a signer's chain is stored once) |
 //! | [`Records`] | validation | document id | [`DocRecord`]: how it was checked at ingest, where its bytes are, and which objects are its validation data |
+//! | [`ArrivalRecords`] | arrival_validation | [`ArrivalKey`] | [`ArrivalRecord`]: the same record, and the document's signature timestamp (stores of format 3), beside its bytes in [`Arrivals`] |
 //! | [`Pending`] | pending | arrival sequence | [`PendingEntry`]: a document waiting for the next batch |
 //! | [`Trees`] | batches | tree id | [`TreeRecord`]: one hash tree and its timestamp |
 //! | [`Pages`] | tree | [`PageKey`] | node hashes of one page of a tree, or the ids of its members |
@@ -75,6 +76,58 @@ impl Codec for ArrivalKey {
         Ok(ArrivalKey {
             seq: u64::from_be_bytes(seq.try_into().expect("8 bytes")),
             id: id.try_into().expect("32 bytes"),
+        })
+    }
+}
+
+/// A document's validation record and signature timestamp by arrival, the key its bytes
+/// have in [`Arrivals`]: a tree's documents are read back in arrival order, and what checking
+/// their signatures needs with them (see [`crate::stored::records_in_order`]).
+pub struct ArrivalRecords;
+impl Table for ArrivalRecords {
+    const CF: Cf = Cf::ArrivalValidation;
+    type Key = ArrivalKey;
+    type Value = ArrivalRecord;
+}
+
+/// What [`ArrivalRecords`] keeps of one document: its record (the same as in [`Records`]:
+/// records are written once, at ingest, and never changed) and its signature timestamp (a
+/// JWS document's side token, DER), which the record names by its SHA-256.
+///
+/// Encoded as the record's JSON length (u32, big-endian), the JSON, then the token's bytes
+/// (none without a token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArrivalRecord {
+    /// The validation record.
+    pub record: DocRecord,
+    /// The signature timestamp, DER.
+    pub side_token: Option<Vec<u8>>,
+}
+
+impl Codec for ArrivalRecord {
+    fn encode(&self) -> Vec<u8> {
+        let json = Json(self.record.clone()).encode();
+        let side = self.side_token.as_deref().unwrap_or_default();
+        let mut v = Vec::with_capacity(4 + json.len() + side.len());
+        v.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        v.extend_from_slice(&json);
+        v.extend_from_slice(side);
+        v
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let bad = |why: String| CodecError::new("ArrivalRecord", why);
+        let len = bytes
+            .get(..4)
+            .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
+            .ok_or_else(|| bad(format!("{} bytes, want at least 4", bytes.len())))?;
+        let json = bytes
+            .get(4..4 + len)
+            .ok_or_else(|| bad(format!("record of {len} bytes in {} bytes", bytes.len())))?;
+        let Json(record) = Json::<DocRecord>::decode(json)?;
+        let side = &bytes[4 + len..];
+        Ok(ArrivalRecord {
+            side_token: (!side.is_empty()).then(|| side.to_vec()),
+            record,
         })
     }
 }
@@ -516,6 +569,37 @@ mod tests {
         ]);
         assert_eq!(PlacementList::decode(&p.encode()).unwrap(), p);
         assert!(PlacementList::decode(&[0; 15]).is_err());
+    }
+
+    #[test]
+    fn arrival_records_round_trip_with_and_without_a_token_and_reject_bad_lengths() {
+        let record = DocRecord {
+            status: DocStatus::Verified,
+            failure: None,
+            ingested_at: 1_700_000_000,
+            size: 5120,
+            arrival: Some(42),
+            sig_format: Some("application/jose".into()),
+            bundle_id: Some("b-1".into()),
+            doc_type: Some("57833-6".into()),
+            signer: Some("CN=doctor".into()),
+            signed_at: Some("2024-04-01T00:00:00Z".into()),
+            certificates: vec![hex_id(&[1; 32])],
+            crls: vec![hex_id(&[2; 32])],
+            side_token: Some(hex_id(&[3; 32])),
+        };
+        for side_token in [Some(vec![0x30, 0x03, 2, 1, 5]), None] {
+            let r = ArrivalRecord {
+                record: record.clone(),
+                side_token,
+            };
+            let bytes = r.encode();
+            assert_eq!(ArrivalRecord::decode(&bytes).unwrap(), r);
+            // Cut inside the length, inside the record: refused, not misread.
+            assert!(ArrivalRecord::decode(&bytes[..3]).is_err());
+            let json_len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+            assert!(ArrivalRecord::decode(&bytes[..4 + json_len - 1]).is_err());
+        }
     }
 
     #[test]

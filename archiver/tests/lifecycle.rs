@@ -611,16 +611,28 @@ fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_docum
         .iter()
         .find(|d| d.side_token.is_none())
         .expect("the mixed corpus has CMS documents");
+    use hozon_archiver::model::{ArrivalKey, ArrivalRecords, Json, Records};
     let id = |d: &GeneratedDocument| hozon_archiver::ingest::sha256(&d.bytes);
-    let mut b = archive.store().batch();
-    b.delete::<Objects>(&hozon_archiver::ingest::sha256(
-        no_side.side_token.as_ref().unwrap(),
-    ));
-    b.delete::<hozon_archiver::model::Records>(&id(no_record));
-    archive
-        .store()
-        .commit(b, hozon_storage::Durability::Durable)
+    let store = archive.store();
+    let arrival = |d: &GeneratedDocument| {
+        let Json(r) = store.get::<Records>(&id(d)).unwrap().unwrap();
+        ArrivalKey {
+            seq: r.arrival.unwrap(),
+            id: id(d),
+        }
+    };
+    let mut b = store.batch();
+    // The side token is kept with the record beside the document: the record stays.
+    let mut kept = store
+        .get::<ArrivalRecords>(&arrival(no_side))
+        .unwrap()
         .unwrap();
+    assert!(kept.side_token.take().is_some());
+    b.put::<ArrivalRecords>(&arrival(no_side), &kept);
+    // The record is kept twice, by id and by arrival: both go.
+    b.delete::<ArrivalRecords>(&arrival(no_record));
+    b.delete::<Records>(&id(no_record));
+    store.commit(b, hozon_storage::Durability::Durable).unwrap();
     let r = bulk_run(&archive, &f.trust);
     assert_eq!(r.totals.valid + r.totals.renewal_due, n - 2);
     let listed = listed(&r);
@@ -646,7 +658,8 @@ fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_docum
 }
 
 #[test]
-fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_document() {
+fn shared_certificates_are_written_once_per_process_and_side_tokens_beside_every_document() {
+    use hozon_archiver::model::{Json, Records};
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("archive");
@@ -670,9 +683,22 @@ fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_d
     {
         let archive = Archive::open(&path).unwrap();
         archive.commit(vec![first.clone()]).unwrap();
-        for (id, der) in &first.objects {
+        for id in &first_certs {
+            let der = &first.objects.iter().find(|(o, _)| o == id).unwrap().1;
             assert_eq!(get(&archive, id), *der);
         }
+        // The side token is the document's own: kept with its record, by arrival, not among
+        // the shared objects.
+        let side = |archive: &Archive, d: &GeneratedDocument| {
+            let id = hozon_archiver::ingest::sha256(&d.bytes);
+            let Json(record) = archive.store().get::<Records>(&id).unwrap().unwrap();
+            hozon_archiver::stored::side_token(archive.store(), &id, &record).unwrap()
+        };
+        assert_eq!(side(&archive, jws[0]), jws[0].side_token);
+        assert_eq!(
+            archive.store().get::<Objects>(&side_id(jws[0])).unwrap(),
+            None
+        );
         overwrite(&archive, &first_certs, &marker);
         // A later document of this process: the certificates already written stay as they
         // are, its new ones and its own side token are written.
@@ -687,34 +713,36 @@ fn shared_certificates_are_written_once_per_process_and_side_tokens_with_every_d
             archive.commit(vec![second.clone()]).unwrap(),
             [Stored::New(DocStatus::Verified)]
         );
-        for (id, der) in &second.objects {
+        for id in &second_certs {
+            let der = &second.objects.iter().find(|(o, _)| o == id).unwrap().1;
             let want = if shared.contains(&id) { &marker } else { der };
             assert_eq!(get(&archive, id), *want);
         }
-        assert_eq!(
-            get(&archive, &side_id(jws[1])),
-            *jws[1].side_token.as_ref().unwrap()
-        );
+        assert_eq!(side(&archive, jws[1]), jws[1].side_token);
     }
     // A new process writes them once more.
     let archive = Archive::open(&path).unwrap();
     let third = prepared(jws[2], Mode::default()).unwrap();
     archive.commit(vec![third.clone()]).unwrap();
-    for (id, der) in &third.objects {
-        assert_eq!(get(&archive, id), *der);
+    for id in certs(&third, side_id(jws[2])) {
+        let der = &third.objects.iter().find(|(o, _)| *o == id).unwrap().1;
+        assert_eq!(get(&archive, &id), *der);
     }
 }
 
-/// Moves document `id` as a store of format 1 kept it (content-addressed in `Objects`, no
-/// arrival in its record), or to arrival `seq`, or (`None` and not legacy) deletes its bytes.
+/// Moves document `id` as a store of format 1 kept it (content-addressed in `Objects`, its
+/// side token too, no arrival in its record), or to arrival `seq` (its record and side token
+/// with it), or (`None` and not legacy) deletes its bytes.
 fn relocate(archive: &Archive, id: &DocId, to: Option<hozon_archiver::stored::Location>) {
-    use hozon_archiver::model::{Arrivals, Json, Records};
-    use hozon_archiver::stored::{location, read, Location};
+    use hozon_archiver::model::{ArrivalRecord, ArrivalRecords, Arrivals, Json, Records};
+    use hozon_archiver::stored::{location, read, side_token, Location};
     let store = archive.store();
     let bytes = read(store, id).unwrap().unwrap();
     let Json(mut record) = store.get::<Records>(id).unwrap().unwrap();
+    let side = side_token(store, id, &record).unwrap();
     let mut b = store.batch();
-    match location(store, id).unwrap() {
+    let from = location(store, id).unwrap();
+    match from {
         Location::Arrival(key) => b.delete::<Arrivals>(&key),
         Location::Object(id) => b.delete::<Objects>(&id),
     }
@@ -722,10 +750,26 @@ fn relocate(archive: &Archive, id: &DocId, to: Option<hozon_archiver::stored::Lo
         Some(Location::Object(_)) => {
             record.arrival = None;
             b.put::<Objects>(id, &bytes);
+            if let Location::Arrival(key) = from {
+                b.delete::<ArrivalRecords>(&key);
+            }
+            if let (Some(t), Some(oid)) = (&side, &record.side_token) {
+                b.put::<Objects>(&hozon_archiver::model::parse_id(oid).unwrap(), t);
+            }
         }
         Some(Location::Arrival(key)) => {
             record.arrival = Some(key.seq);
             b.put::<Arrivals>(&key, &bytes);
+            if let Location::Arrival(old) = from {
+                b.delete::<ArrivalRecords>(&old);
+            }
+            b.put::<ArrivalRecords>(
+                &key,
+                &ArrivalRecord {
+                    record: record.clone(),
+                    side_token: side,
+                },
+            );
         }
         None => {}
     }
@@ -736,12 +780,20 @@ fn relocate(archive: &Archive, id: &DocId, to: Option<hozon_archiver::stored::Lo
 #[test]
 fn documents_are_read_wherever_they_are_stored() {
     use hozon_archiver::model::ArrivalKey;
-    use hozon_archiver::stored::{read, read_in_order, Location};
+    use hozon_archiver::stored::{read, read_in_order, records_in_order, Location};
     let f = fixture();
     let (_tmp, archive) = fresh_archive();
     let docs = good_prepared();
     let ids: Vec<DocId> = docs.iter().map(|d| d.id).collect();
     let bytes: Vec<Vec<u8>> = docs.iter().map(|d| d.bytes.clone()).collect();
+    let docs_len: std::collections::HashMap<DocId, u64> =
+        docs.iter().map(|d| (d.id, d.bytes.len() as u64)).collect();
+    // Documents 0 and 17 go where a store of format 1 kept them: among them a JWS document,
+    // whose side token goes there too.
+    assert!(
+        [0, 17].iter().any(|&k| f.good[k].side_token.is_some()),
+        "a JWS document among the moved ones"
+    );
     archive.commit(docs).unwrap();
     // Two documents as a store of format 1 kept them, one stored far from its neighbours
     // (as an ingest running beside another may leave it), one whose bytes are gone.
@@ -772,6 +824,25 @@ fn documents_are_read_wherever_they_are_stored() {
             seen, want,
             "every member, in the order asked, wherever it is"
         );
+        // Their records and signature timestamps likewise: by arrival, or from the
+        // validation and documents families where a store of format 1 kept them.
+        let records: Vec<(DocId, Option<Vec<u8>>)> = records_in_order(&snap, &order)
+            .into_iter()
+            .zip(&order)
+            .map(|(r, id)| {
+                let r = r.unwrap().expect("every document has its record");
+                assert_eq!(r.record.size, docs_len[id], "the record of this document");
+                (*id, r.side_token)
+            })
+            .collect();
+        let want: Vec<(DocId, Option<Vec<u8>>)> = order
+            .iter()
+            .map(|id| {
+                let k = ids.iter().position(|x| x == id).unwrap();
+                (*id, f.good[k].side_token.clone())
+            })
+            .collect();
+        assert_eq!(records, want);
     }
     drop(snap);
     for k in [0, 9, 17] {

@@ -32,11 +32,18 @@ pub enum Cf {
     /// them in one sequential scan; a document's record names its arrival (format 2; before
     /// it, documents were in [`Cf::Documents`] only).
     Arrivals,
+    /// Each archived document's validation record and its signature timestamp (a JWS
+    /// document's side token) under the document's key in [`Cf::Arrivals`], inline in 64 KiB
+    /// blocks: re-checking the signatures of a tree's documents reads what each check needs
+    /// in one scan beside the documents, instead of one random read in [`Cf::Validation`] and
+    /// one in [`Cf::Documents`] per document (format 3; before it, side tokens were in
+    /// [`Cf::Documents`] and records in [`Cf::Validation`] only).
+    ArrivalValidation,
 }
 
 impl Cf {
     /// All column families, in declaration order.
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 11] = [
         Cf::Meta,
         Cf::TsaAudit,
         Cf::Documents,
@@ -47,6 +54,7 @@ impl Cf {
         Cf::Jobs,
         Cf::Placement,
         Cf::Arrivals,
+        Cf::ArrivalValidation,
     ];
 
     /// The name RocksDB knows the column family by. Never change a name: it is on disk.
@@ -62,6 +70,7 @@ impl Cf {
             Cf::Jobs => "jobs",
             Cf::Placement => "placement",
             Cf::Arrivals => "arrivals",
+            Cf::ArrivalValidation => "arrival_validation",
         }
     }
 

@@ -38,7 +38,10 @@ use rocksdb::{
 ///   [`Cf::Documents`]. A store of format 1 is read as it is (its documents stay where they
 ///   are) and is marked 2 when this build opens it for writing, so that an older hozon, which
 ///   would not find the documents written since, refuses it instead.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: a document's validation record is written to [`Cf::ArrivalValidation`] too, under its
+///   arrival, with its signature timestamp, which is no longer written to [`Cf::Documents`].
+///   A store of format 2 is read as it is and marked 3 the same way.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Keys of the [`Cf::Meta`] column family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,12 +250,12 @@ fn cf_options(cf: Cf) -> Options {
     table.set_partition_filters(true);
     table.set_metadata_block_size(4096);
     table.set_pin_top_level_index_and_filter(true);
-    if cf == Cf::Arrivals {
+    if matches!(cf, Cf::Arrivals | Cf::ArrivalValidation) {
         // Documents arrive with ascending keys and are read back a tree at a time, in key
         // order: large blocks make that scan a few large reads and decompressions instead of
         // one per document (a kilobytes-long document fills a 4 KiB block alone). A point
         // read costs one such block: a document is read alone only for an evidence record
-        // or an export.
+        // or an export. The same holds for their records and signature timestamps.
         table.set_block_size(ARRIVAL_BLOCK);
     }
     opts.set_block_based_table_factory(&table);
