@@ -579,9 +579,9 @@ fn configured_crls_are_stored_once_per_process_and_found_again_by_the_bulk_check
     );
 }
 
-/// The bulk check reads the validation records and side tokens of a group of documents in
-/// batches: a document whose record or side token is missing is named with its own code, and
-/// the documents after it in the batch still get their own.
+/// The bulk check reads the validation records and side tokens of a group of documents by
+/// one scan: a document whose record or side token is missing is named with its own code, and
+/// the documents after it in the group still get their own.
 #[test]
 fn bulk_check_names_a_missing_record_and_a_missing_side_token_and_no_other_document() {
     let f = fixture();
