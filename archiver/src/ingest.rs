@@ -333,14 +333,15 @@ impl Archive {
                         .find(|(oid, _)| *oid == s)
                         .map(|(_, b)| b.clone())
                 });
+                let record = Json(record);
+                batch.put::<Records>(&d.id, &record);
                 batch.put::<ArrivalRecords>(
                     &ArrivalKey { seq, id: d.id },
                     &ArrivalRecord {
-                        record: record.clone(),
+                        record: record.0,
                         side_token,
                     },
                 );
-                batch.put::<Records>(&d.id, &Json(record));
                 batch.put::<Pending>(
                     &seq,
                     &PendingEntry {

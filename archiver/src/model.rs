@@ -106,7 +106,7 @@ pub struct ArrivalRecord {
 
 impl Codec for ArrivalRecord {
     fn encode(&self) -> Vec<u8> {
-        let json = Json(self.record.clone()).encode();
+        let json = json_bytes(&self.record);
         let side = self.side_token.as_deref().unwrap_or_default();
         let mut v = Vec::with_capacity(4 + json.len() + side.len());
         v.extend_from_slice(&(json.len() as u32).to_be_bytes());
@@ -180,14 +180,19 @@ impl Table for Jobs {
     type Value = Json<JobRecord>;
 }
 
+/// The JSON of `value`, as [`Json`] encodes it.
+fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain structs of strings, numbers and vectors cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
 /// A JSON-encoded value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Json<T>(pub T);
 
 impl<T: Serialize + for<'de> Deserialize<'de>> Codec for Json<T> {
     fn encode(&self) -> Vec<u8> {
-        // Serialising plain structs of strings, numbers and vectors cannot fail.
-        serde_json::to_vec(&self.0).unwrap_or_default()
+        json_bytes(&self.0)
     }
     fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         serde_json::from_slice(bytes)

@@ -173,22 +173,31 @@ pub fn records_in_order(
             Ok(Found::Row(bytes)) => ArrivalRecord::decode(bytes)
                 .map(Some)
                 .map_err(ArchiveError::from),
-            Ok(Found::Elsewhere(record, _)) => {
-                record.map(|r| with_side_token(snap, *r)).transpose()
-            }
+            Ok(Found::Elsewhere(record, _)) => record
+                .map(|r| {
+                    let side_token = token_in_objects(snap, &r)?;
+                    Ok(ArrivalRecord {
+                        record: *r,
+                        side_token,
+                    })
+                })
+                .transpose(),
             Err(e) => Err(e),
         });
     });
     out
 }
 
-/// A record of a store before format 3 with its signature timestamp, from [`Objects`].
-fn with_side_token<V: View>(view: &V, record: DocRecord) -> Result<ArrivalRecord, ArchiveError> {
-    let side_token = match record.side_token.as_deref().and_then(parse_id) {
+/// The signature timestamp `record` names, where stores before format 3 kept it: in
+/// [`Objects`].
+fn token_in_objects<V: View>(
+    view: &V,
+    record: &DocRecord,
+) -> Result<Option<Vec<u8>>, ArchiveError> {
+    Ok(match record.side_token.as_deref().and_then(parse_id) {
         Some(oid) => view.read::<Objects>(&oid)?,
         None => None,
-    };
-    Ok(ArrivalRecord { record, side_token })
+    })
 }
 
 /// The signature timestamp kept beside document `id`, whose record is `record`: with the
@@ -207,5 +216,5 @@ pub fn side_token<V: View>(
             return Ok(r.side_token);
         }
     }
-    Ok(with_side_token(view, record.clone())?.side_token)
+    token_in_objects(view, record)
 }
